@@ -1,0 +1,152 @@
+//! The router and the server's life: start, serve, shut down.
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::log::{Log, NewMessage};
+use crate::metrics::{Admission, Metrics};
+use crate::publish::{max_body_bytes, publish};
+use crate::transport::{long_poll::long_poll, short_poll::short_poll, sse::sse, ws::ws};
+
+/// Everything the handlers share, behind one `Arc`.
+#[derive(Debug)]
+pub struct AppState {
+    /// The stream.
+    pub log: Log,
+    /// Start-up settings.
+    pub config: Config,
+    /// Counters for `/status` and `/metrics`.
+    pub metrics: Metrics,
+    /// The subscriber limit.
+    pub admission: Arc<Admission>,
+    /// Cancelled when the server shuts down: every long poll and stream watches it.
+    pub shutdown: CancellationToken,
+    /// WebSocket sessions, which outlive the HTTP request that upgraded them.
+    pub tasks: TaskTracker,
+}
+
+impl AppState {
+    /// Fresh state for a server with `config`.
+    pub fn new(config: Config) -> Arc<Self> {
+        Arc::new(AppState {
+            log: Log::new(config.history),
+            admission: Arc::new(Admission::new(config.max_connections)),
+            metrics: Metrics::new(),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            config,
+        })
+    }
+
+    /// Appends validated messages and counts them.
+    pub fn append(&self, messages: Vec<NewMessage>) -> Vec<u64> {
+        let ids = self.log.append(messages);
+        self.metrics.published.inc_by(ids.len() as u64);
+        ids
+    }
+}
+
+/// The HTTP API. A function, so tests can drive it without a socket.
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/publish", post(publish))
+        .route("/poll", get(short_poll))
+        .route("/long-poll", get(long_poll))
+        .route("/sse", get(sse))
+        .route("/ws", get(ws))
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes(&state.config)))
+        .layer(axum::middleware::map_response_with_state(state.clone(), count_rejections))
+        .with_state(state)
+}
+
+async fn status(State(app): State<Arc<AppState>>) -> impl IntoResponse {
+    Json(app.metrics.status(app.log.last_id()))
+}
+
+async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        app.metrics.encode(app.log.last_id()),
+    )
+}
+
+async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(uri.path())
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    let allowed = if uri.path() == "/publish" { "POST" } else { "GET" };
+    let mut error = ApiError::method_not_allowed(allowed);
+    error.message = format!("{method} {}: {}", uri.path(), error.message);
+    error
+}
+
+async fn count_rejections(State(app): State<Arc<AppState>>, response: Response) -> Response {
+    if response.status().is_client_error() || response.status().is_server_error() {
+        app.metrics.rejected.inc();
+    }
+    response
+}
+
+/// Serves on `listener` until `shutdown` resolves, then: stops accepting, answers held
+/// long polls, sends SSE subscribers a `shutdown` event and WebSocket subscribers a close
+/// frame (1001), and returns within about a second even if some client stopped reading.
+pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+    let state = AppState::new(config);
+    let token = state.shutdown.clone();
+    let grace = state.config.shutdown_grace;
+    let tasks = state.tasks.clone();
+    // Nagle's algorithm would hold small frames back waiting for an ACK: the exact
+    // opposite of what a push server wants.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let signal = {
+        let token = token.clone();
+        async move {
+            shutdown.await;
+            token.cancel();
+        }
+    };
+    let serve = axum::serve(listener, app(state)).with_graceful_shutdown(signal);
+    let serve = std::pin::pin!(std::future::IntoFuture::into_future(serve));
+    // Graceful shutdown waits for every response to finish. A client that stopped
+    // reading would hold it forever, so past the grace period we stop waiting.
+    let deadline = async {
+        token.cancelled().await;
+        tokio::time::sleep(grace + Duration::from_millis(300)).await;
+    };
+    tokio::select! {
+        result = serve => result?,
+        _ = deadline => tracing::warn!("some connections did not finish within the grace period; closing them"),
+    }
+    tasks.close();
+    let _ = tokio::time::timeout(grace, tasks.wait()).await;
+    Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit (one fd per connection) and
+/// returns the limit now in force.
+pub fn raise_fd_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(_) => rlimit::getrlimit(rlimit::Resource::NOFILE).map(|(soft, _)| soft).unwrap_or(0),
+    }
+}

@@ -1,0 +1,184 @@
+//! Counters for `/status` and `/metrics`, and the subscriber limit.
+//!
+//! Metrics are registered once with `prometheus-client` and each transport gets its own
+//! pre-resolved handles, so the hot path is one atomic add, never a label lookup.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::transport::Transport;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransportLabel {
+    transport: &'static str,
+}
+
+/// The handles one transport updates.
+#[derive(Clone, Debug, Default)]
+pub struct TransportMetrics {
+    /// Requests (polls) or connections (SSE, WS) accepted.
+    pub requests: Counter,
+    /// Subscribers being served right now.
+    pub subscribers: Gauge,
+    /// Body bytes written: poll bodies, SSE events, WS frame payloads (HTTP headers and
+    /// framing are not visible to a handler; the load generator counts those at its
+    /// sockets).
+    pub bytes_sent: Counter,
+    /// Gap notices sent to clients that fell behind retention.
+    pub gaps: Counter,
+}
+
+/// Everything the server counts.
+#[derive(Debug)]
+pub struct Metrics {
+    started: Instant,
+    /// Messages appended to the stream.
+    pub published: Counter,
+    /// Requests refused (4xx/5xx), by nothing finer: the logs have the details.
+    pub rejected: Counter,
+    per_transport: [TransportMetrics; 4],
+    registry: Registry,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("pushlab");
+        let published = Counter::default();
+        let rejected = Counter::default();
+        registry.register("messages_published", "Messages appended to the stream", published.clone());
+        registry.register("rejected_requests", "Requests answered with an error status", rejected.clone());
+        let requests = Family::<TransportLabel, Counter>::default();
+        let subscribers = Family::<TransportLabel, Gauge>::default();
+        let bytes_sent = Family::<TransportLabel, Counter>::default();
+        let gaps = Family::<TransportLabel, Counter>::default();
+        registry.register("requests", "Poll requests or stream connections accepted", requests.clone());
+        registry.register("subscribers", "Subscribers being served now", subscribers.clone());
+        registry.register("sent_bytes", "Body bytes written to subscribers", bytes_sent.clone());
+        registry.register("gap_notices", "Gap notices sent to subscribers behind retention", gaps.clone());
+        let per_transport = Transport::ALL.map(|t| {
+            let label = TransportLabel { transport: t.name() };
+            TransportMetrics {
+                requests: requests.get_or_create_owned(&label),
+                subscribers: subscribers.get_or_create_owned(&label),
+                bytes_sent: bytes_sent.get_or_create_owned(&label),
+                gaps: gaps.get_or_create_owned(&label),
+            }
+        });
+        Metrics { started: Instant::now(), published, rejected, per_transport, registry }
+    }
+
+    /// The handles of one transport.
+    pub fn transport(&self, transport: Transport) -> &TransportMetrics {
+        &self.per_transport[transport as usize]
+    }
+
+    /// Prometheus text exposition format, with uptime and last id as of now.
+    pub fn encode(&self, last_id: u64) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode_registry(&mut out, &self.registry);
+        out.push_str(&format!(
+            "# HELP pushlab_last_id Newest message id in the stream.\n# TYPE pushlab_last_id gauge\npushlab_last_id {last_id}\n\
+             # HELP pushlab_uptime_seconds Seconds since the server started.\n# TYPE pushlab_uptime_seconds gauge\npushlab_uptime_seconds {:.3}\n",
+            self.started.elapsed().as_secs_f64()
+        ));
+        let _ = prometheus_client::encoding::text::encode_eof(&mut out);
+        out
+    }
+
+    /// The `/status` document.
+    pub fn status(&self, last_id: u64) -> Status {
+        let per = |f: fn(&TransportMetrics) -> u64| PerTransport {
+            short_poll: f(self.transport(Transport::ShortPoll)),
+            long_poll: f(self.transport(Transport::LongPoll)),
+            sse: f(self.transport(Transport::Sse)),
+            ws: f(self.transport(Transport::Ws)),
+        };
+        Status {
+            uptime_seconds: self.started.elapsed().as_secs_f64(),
+            last_id,
+            messages_published: self.published.get(),
+            subscribers: per(|m| m.subscribers.get().max(0) as u64),
+            requests: per(|m| m.requests.get()),
+            sent_bytes: per(|m| m.bytes_sent.get()),
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `GET /status`.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    uptime_seconds: f64,
+    last_id: u64,
+    messages_published: u64,
+    subscribers: PerTransport,
+    requests: PerTransport,
+    sent_bytes: PerTransport,
+}
+
+/// One figure for each transport, named as everywhere in pushlab.
+#[derive(Debug, Serialize)]
+pub struct PerTransport {
+    short_poll: u64,
+    long_poll: u64,
+    sse: u64,
+    ws: u64,
+}
+
+/// Admission control: at most `limit` subscribers at once, across all transports.
+#[derive(Debug)]
+pub struct Admission {
+    limit: usize,
+    current: AtomicUsize,
+}
+
+impl Admission {
+    /// Admits up to `limit` subscribers at once.
+    pub fn new(limit: usize) -> Self {
+        Admission { limit, current: AtomicUsize::new(0) }
+    }
+
+    /// Admits one subscriber of `transport`, or refuses with 503. The returned guard
+    /// holds the place until dropped: at the end of a poll request, or when a stream
+    /// closes.
+    pub fn admit(self: &Arc<Self>, transport: &TransportMetrics) -> Result<Admitted, ApiError> {
+        let previous = self.current.fetch_add(1, Ordering::AcqRel);
+        if previous >= self.limit {
+            self.current.fetch_sub(1, Ordering::AcqRel);
+            return Err(ApiError::too_many_connections(self.limit));
+        }
+        transport.requests.inc();
+        transport.subscribers.inc();
+        Ok(Admitted { admission: Arc::clone(self), subscribers: transport.subscribers.clone() })
+    }
+}
+
+/// A place held by one subscriber.
+#[derive(Debug)]
+pub struct Admitted {
+    admission: Arc<Admission>,
+    subscribers: Gauge,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.admission.current.fetch_sub(1, Ordering::AcqRel);
+        self.subscribers.dec();
+    }
+}

@@ -1,0 +1,131 @@
+//! The query parameters of the subscribe endpoints, validated into numbers with errors
+//! that say what was wrong (axum's own `Query` rejection is plain text).
+
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, Query};
+use axum::http::request::Parts;
+use serde::Deserialize;
+
+use crate::config::{LONG_POLL_DEFAULT, LONG_POLL_MAX, POLL_LIMIT_DEFAULT, POLL_LIMIT_MAX};
+use crate::error::ApiError;
+
+/// `?since=ID&limit=N&timeout=SECONDS&token=T`, every one optional.
+#[derive(Debug, Default, PartialEq)]
+pub struct Params {
+    /// The last id the client has; absent means "from now on".
+    pub since: Option<u64>,
+    /// Most messages in one poll response.
+    pub limit: usize,
+    /// Long-poll hold time.
+    pub timeout: Duration,
+    /// Publish token for WebSocket clients, which cannot set headers from a browser.
+    pub token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    since: Option<String>,
+    limit: Option<String>,
+    timeout: Option<String>,
+    token: Option<String>,
+}
+
+impl Params {
+    fn parse(raw: Raw) -> Result<Params, ApiError> {
+        let since = raw.since.as_deref().map(|s| parse_u64("since", s)).transpose()?;
+        let limit = match raw.limit.as_deref() {
+            None => POLL_LIMIT_DEFAULT,
+            Some(s) => match parse_u64("limit", s)? {
+                0 => return Err(ApiError::bad_request("invalid_limit", "`limit` must be at least 1")),
+                n if n > POLL_LIMIT_MAX as u64 => {
+                    return Err(ApiError::bad_request(
+                        "invalid_limit",
+                        format!("`limit` is {n}; the most one response carries is {POLL_LIMIT_MAX}"),
+                    ))
+                }
+                n => n as usize,
+            },
+        };
+        let timeout = match raw.timeout.as_deref() {
+            None => LONG_POLL_DEFAULT,
+            Some(s) => {
+                let seconds: f64 = s.trim().parse().ok().filter(|v: &f64| v.is_finite()).ok_or_else(
+                    || ApiError::bad_request("invalid_timeout", format!("`timeout` must be a number of seconds, got {s:?}")),
+                )?;
+                if seconds < 0.0 {
+                    return Err(ApiError::bad_request("invalid_timeout", format!("`timeout` cannot be negative, got {s}")));
+                }
+                if seconds > LONG_POLL_MAX.as_secs_f64() {
+                    return Err(ApiError::bad_request(
+                        "timeout_too_large",
+                        format!("`timeout` is {seconds} s; the longest hold is {} s", LONG_POLL_MAX.as_secs()),
+                    ));
+                }
+                Duration::from_secs_f64(seconds)
+            }
+        };
+        Ok(Params { since, limit, timeout, token: raw.token })
+    }
+}
+
+fn parse_u64(name: &str, value: &str) -> Result<u64, ApiError> {
+    value.parse().map_err(|_| {
+        let code = match name {
+            "since" => "invalid_since",
+            _ => "invalid_limit",
+        };
+        ApiError::bad_request(code, format!("`{name}` must be a whole number ≥ 0, got {value:?}"))
+    })
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Query(raw) = Query::<Raw>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+        Params::parse(raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(since: Option<&str>, limit: Option<&str>, timeout: Option<&str>) -> Result<Params, &'static str> {
+        let raw = Raw {
+            since: since.map(Into::into),
+            limit: limit.map(Into::into),
+            timeout: timeout.map(Into::into),
+            token: None,
+        };
+        Params::parse(raw).map_err(|e| e.code)
+    }
+
+    #[test]
+    fn defaults_apply_when_absent() {
+        let p = parse(None, None, None).unwrap();
+        assert_eq!((p.since, p.limit, p.timeout), (None, POLL_LIMIT_DEFAULT, LONG_POLL_DEFAULT));
+    }
+
+    #[test]
+    fn valid_values_parse() {
+        let p = parse(Some("42"), Some("10"), Some("0.5")).unwrap();
+        assert_eq!((p.since, p.limit, p.timeout), (Some(42), 10, Duration::from_millis(500)));
+    }
+
+    #[test]
+    fn bad_values_name_the_parameter() {
+        assert_eq!(parse(Some("abc"), None, None).unwrap_err(), "invalid_since");
+        assert_eq!(parse(Some("-1"), None, None).unwrap_err(), "invalid_since");
+        assert_eq!(parse(None, Some("-5"), None).unwrap_err(), "invalid_limit");
+        assert_eq!(parse(None, Some("0"), None).unwrap_err(), "invalid_limit");
+        assert_eq!(parse(None, Some("10001"), None).unwrap_err(), "invalid_limit");
+        assert_eq!(parse(None, None, Some("soon")).unwrap_err(), "invalid_timeout");
+        assert_eq!(parse(None, None, Some("-1")).unwrap_err(), "invalid_timeout");
+        assert_eq!(parse(None, None, Some("NaN")).unwrap_err(), "invalid_timeout");
+        assert_eq!(parse(None, None, Some("121")).unwrap_err(), "timeout_too_large");
+    }
+}
