@@ -108,7 +108,11 @@ async fn count_rejections(State(app): State<Arc<AppState>>, response: Response) 
 /// Serves on `listener` until `shutdown` resolves, then: stops accepting, answers held
 /// long polls, sends SSE subscribers a `shutdown` event and WebSocket subscribers a close
 /// frame (1001), and returns within about a second even if some client stopped reading.
-pub async fn run(listener: TcpListener, config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> io::Result<()> {
     let state = AppState::new(config);
     let token = state.shutdown.clone();
     let grace = state.config.shutdown_grace;

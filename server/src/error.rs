@@ -29,8 +29,7 @@ impl ApiError {
         ApiError {
             status: StatusCode::UNAUTHORIZED,
             code: "unauthorized",
-            message: "publishing requires `Authorization: Bearer <token>` (WebSocket: `?token=`)"
-                .into(),
+            message: "publishing requires `Authorization: Bearer <token>` (WebSocket: `?token=`)".into(),
         }
     }
 

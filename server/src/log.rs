@@ -134,12 +134,7 @@ impl Log {
         // Ids the reader wants but retention no longer holds: since+1 .. first_id-1.
         let missed = ring.first_id.saturating_sub(since + 1);
         let start = since.max(ring.first_id - 1) - (ring.first_id - 1);
-        let entries = ring
-            .entries
-            .range(start as usize..)
-            .take(limit)
-            .cloned()
-            .collect();
+        let entries = ring.entries.range(start as usize..).take(limit).cloned().collect();
         Read { entries, missed, reset: false, last_id }
     }
 
@@ -193,10 +188,7 @@ pub fn sse_event(id: Option<u64>, event: &str, data: &[u8]) -> Bytes {
 
 /// Milliseconds since the Unix epoch, the `timestamp` of a delivered message.
 pub fn unix_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -204,9 +196,8 @@ mod tests {
     use super::*;
 
     fn publish(log: &Log, n: usize) -> Vec<u64> {
-        let messages = (0..n)
-            .map(|i| NewMessage { kind: "update".into(), data: serde_json::json!(i) })
-            .collect();
+        let messages =
+            (0..n).map(|i| NewMessage { kind: "update".into(), data: serde_json::json!(i) }).collect();
         log.append(messages)
     }
 

@@ -50,16 +50,26 @@ impl Params {
         let timeout = match raw.timeout.as_deref() {
             None => LONG_POLL_DEFAULT,
             Some(s) => {
-                let seconds: f64 = s.trim().parse().ok().filter(|v: &f64| v.is_finite()).ok_or_else(
-                    || ApiError::bad_request("invalid_timeout", format!("`timeout` must be a number of seconds, got {s:?}")),
-                )?;
+                let seconds: f64 =
+                    s.trim().parse().ok().filter(|v: &f64| v.is_finite()).ok_or_else(|| {
+                        ApiError::bad_request(
+                            "invalid_timeout",
+                            format!("`timeout` must be a number of seconds, got {s:?}"),
+                        )
+                    })?;
                 if seconds < 0.0 {
-                    return Err(ApiError::bad_request("invalid_timeout", format!("`timeout` cannot be negative, got {s}")));
+                    return Err(ApiError::bad_request(
+                        "invalid_timeout",
+                        format!("`timeout` cannot be negative, got {s}"),
+                    ));
                 }
                 if seconds > LONG_POLL_MAX.as_secs_f64() {
                     return Err(ApiError::bad_request(
                         "timeout_too_large",
-                        format!("`timeout` is {seconds} s; the longest hold is {} s", LONG_POLL_MAX.as_secs()),
+                        format!(
+                            "`timeout` is {seconds} s; the longest hold is {} s",
+                            LONG_POLL_MAX.as_secs()
+                        ),
                     ));
                 }
                 Duration::from_secs_f64(seconds)
@@ -94,7 +104,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 mod tests {
     use super::*;
 
-    fn parse(since: Option<&str>, limit: Option<&str>, timeout: Option<&str>) -> Result<Params, &'static str> {
+    fn parse(
+        since: Option<&str>,
+        limit: Option<&str>,
+        timeout: Option<&str>,
+    ) -> Result<Params, &'static str> {
         let raw = Raw {
             since: since.map(Into::into),
             limit: limit.map(Into::into),

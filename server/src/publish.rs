@@ -90,7 +90,10 @@ pub fn validate(item: Value, config: &Config) -> Result<NewMessage, ApiError> {
             kind
         }
         Some(other) => {
-            return Err(ApiError::bad_request("invalid_type", format!("`type` must be a string, got {other}")))
+            return Err(ApiError::bad_request(
+                "invalid_type",
+                format!("`type` must be a string, got {other}"),
+            ))
         }
     };
     // The encoded size is what every subscriber receives, so that is what is limited.
@@ -137,12 +140,7 @@ pub fn authorized(config: &Config, presented: Option<&str>) -> bool {
 
 /// The token of an `Authorization: Bearer <token>` header.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
-        .map(str::trim)
+    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
 }
 
 #[cfg(test)]

@@ -37,7 +37,8 @@ pub enum Transport {
 
 impl Transport {
     /// All four, in the order the lab runs and reports them.
-    pub const ALL: [Transport; 4] = [Transport::ShortPoll, Transport::LongPoll, Transport::Sse, Transport::Ws];
+    pub const ALL: [Transport; 4] =
+        [Transport::ShortPoll, Transport::LongPoll, Transport::Sse, Transport::Ws];
 
     /// The snake_case name used in JSON, CSV, metrics labels and the CLI.
     pub fn name(self) -> &'static str {

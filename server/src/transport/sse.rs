@@ -28,24 +28,28 @@ use crate::metrics::Admitted;
 use crate::params::Params;
 
 /// `GET /sse?since=ID`; a `Last-Event-ID` header wins over `since`.
-pub async fn sse(State(app): State<Arc<AppState>>, headers: HeaderMap, params: Params) -> Result<Response, ApiError> {
+pub async fn sse(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
     let metrics = app.metrics.transport(Transport::Sse);
     let last_event_id = match headers.get("last-event-id") {
         None => None,
-        Some(value) => Some(
-            value
-                .to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or_else(|| ApiError::bad_request("invalid_last_event_id", "`Last-Event-ID` must be a whole number ≥ 0"))?,
-        ),
+        Some(value) => {
+            Some(value.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(|| {
+                ApiError::bad_request("invalid_last_event_id", "`Last-Event-ID` must be a whole number ≥ 0")
+            })?)
+        }
     };
     let admitted = app.admission.admit(metrics)?;
     let appended = app.log.subscribe();
     let cursor = last_event_id.or(params.since).unwrap_or_else(|| app.log.last_id());
-    let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + app.config.heartbeat, app.config.heartbeat);
+    let mut heartbeat =
+        tokio::time::interval_at(tokio::time::Instant::now() + app.config.heartbeat, app.config.heartbeat);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let session = SseSession { app, appended, cursor, heartbeat, started: false, finished: false, _admitted: admitted };
+    let session =
+        SseSession { app, appended, cursor, heartbeat, started: false, finished: false, _admitted: admitted };
     let stream = futures_util::stream::unfold(session, |mut session| async move {
         let chunk = session.next_chunk().await?;
         Some((Ok::<_, Infallible>(chunk), session))

@@ -126,7 +126,9 @@ impl WsSession {
             let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
             // Best effort: the peer may already be gone. Bounded, so a peer that stopped
             // reading cannot hold shutdown.
-            let _ = tokio::time::timeout(Duration::from_millis(250), socket.send(Message::Close(Some(frame)))).await;
+            let _ =
+                tokio::time::timeout(Duration::from_millis(250), socket.send(Message::Close(Some(frame))))
+                    .await;
         }
     }
 
@@ -184,7 +186,10 @@ impl WsSession {
 
     fn on_text(&self, text: &str) -> String {
         let Ok(Value::Object(mut frame)) = serde_json::from_str::<Value>(text) else {
-            return error_frame(ApiError::bad_request("invalid_json", "a client frame must be a JSON object"));
+            return error_frame(ApiError::bad_request(
+                "invalid_json",
+                "a client frame must be a JSON object",
+            ));
         };
         match frame.remove("type").as_ref().and_then(Value::as_str) {
             Some("ping") => r#"{"type":"pong"}"#.to_string(),

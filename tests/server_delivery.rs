@@ -1,0 +1,201 @@
+//! Delivery: every transport gets every message once, in order, and resumes without
+//! loss; clients behind retention or ahead of the stream are told so.
+
+use pushlab_server::Config;
+use serde_json::json;
+
+use crate::util::*;
+
+const N: u64 = 1_000;
+
+#[tokio::test]
+async fn short_poll_delivers_every_message_once_in_order() {
+    let server = TestServer::start().await;
+    let publisher = server.publish_numbers(0, N);
+    let (ids, messages) = tokio::join!(publisher, poll_until(&server, "/poll", 0, N));
+    assert_eq!(ids, (1..=N).collect::<Vec<_>>());
+    assert_exactly(&messages, 1, N);
+    assert_eq!(messages[41]["data"], json!({"n": 41}));
+}
+
+#[tokio::test]
+async fn long_poll_delivers_every_message_once_in_order() {
+    let server = TestServer::start().await;
+    let (_, messages) = tokio::join!(server.publish_numbers(0, N), poll_until(&server, "/long-poll", 0, N));
+    assert_exactly(&messages, 1, N);
+}
+
+#[tokio::test]
+async fn sse_delivers_every_message_once_in_order() {
+    let server = TestServer::start().await;
+    let mut sse = SseClient::connect(&server, "?since=0", None).await;
+    server.publish_numbers(0, N).await;
+    let messages = sse.messages_until(N).await;
+    assert_exactly(&messages, 1, N);
+}
+
+#[tokio::test]
+async fn sse_events_carry_id_and_type() {
+    let server = TestServer::start().await;
+    let mut sse = SseClient::connect(&server, "?since=0", None).await;
+    reqwest::Client::new()
+        .post(server.url("/publish"))
+        .json(&json!({"type": "chat", "data": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    let event = sse.next().await.unwrap();
+    assert_eq!((event.id.as_str(), event.event.as_str()), ("1", "chat"));
+    assert_eq!(event.data["data"], "hi");
+}
+
+#[tokio::test]
+async fn ws_delivers_every_message_once_in_order() {
+    let server = TestServer::start().await;
+    let mut ws = ws_connect(&server, "?since=0").await;
+    server.publish_numbers(0, N).await;
+    let messages = ws_messages_until(&mut ws, N).await;
+    assert_exactly(&messages, 1, N);
+}
+
+#[tokio::test]
+async fn every_transport_resumes_after_a_disconnect_without_loss_or_duplicate() {
+    let server = TestServer::start().await;
+    server.publish_numbers(0, 300).await;
+
+    // Each client reads the first part, goes away, more is published, it comes back.
+    let mut sse = SseClient::connect(&server, "?since=0", None).await;
+    let sse_first = sse.messages_until(120).await;
+    drop(sse);
+    let mut ws = ws_connect(&server, "?since=0").await;
+    let ws_first = ws_messages_until(&mut ws, 170).await;
+    drop(ws);
+    let (_, first_page) = server.get_json("/poll?since=0&limit=50").await;
+    let poll_first = first_page["messages"].as_array().unwrap().clone();
+
+    server.publish_numbers(300, 200).await;
+
+    // SSE resumes the way a browser does: Last-Event-ID, which wins over `since`.
+    let mut sse = SseClient::connect(&server, "?since=5", Some(120)).await;
+    let sse_rest = sse.messages_until(500).await;
+    let mut ws = ws_connect(&server, "?since=170").await;
+    let ws_rest = ws_messages_until(&mut ws, 500).await;
+    let poll_rest = poll_until(&server, "/poll", 50, 500).await;
+    let long_poll_rest = poll_until(&server, "/long-poll", 50, 500).await;
+
+    assert_exactly(&[sse_first, sse_rest].concat(), 1, 500);
+    assert_exactly(&[ws_first, ws_rest].concat(), 1, 500);
+    assert_exactly(&[poll_first.clone(), poll_rest].concat(), 1, 500);
+    assert_exactly(&[poll_first, long_poll_rest].concat(), 1, 500);
+}
+
+#[tokio::test]
+async fn a_client_behind_retention_is_told_how_many_it_missed() {
+    let server = TestServer::with_config(Config { history: 10, ..Config::default() }).await;
+    server.publish_numbers(0, 50).await; // retains 41..=50
+
+    for path in ["/poll", "/long-poll"] {
+        let (status, body) = server.get_json(&format!("{path}?since=5")).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["missed"], 35, "{path}: ids 6..=40 are gone");
+        assert_exactly(body["messages"].as_array().unwrap(), 41, 50);
+    }
+
+    let mut sse = SseClient::connect(&server, "?since=5", None).await;
+    let gap = sse.next().await.unwrap();
+    assert_eq!((gap.event.as_str(), gap.id.as_str()), ("gap", ""));
+    assert_eq!(gap.data, json!({"type": "gap", "missed": 35}));
+    assert_exactly(&sse.messages_until(50).await, 41, 50);
+
+    let mut ws = ws_connect(&server, "?since=5").await;
+    assert_eq!(ws_next(&mut ws).await.unwrap(), json!({"type": "gap", "missed": 35}));
+    assert_exactly(&ws_messages_until(&mut ws, 50).await, 41, 50);
+
+    let (_, status) = server.get_json("/status").await;
+    assert_eq!(status["last_id"], 50);
+}
+
+#[tokio::test]
+async fn a_client_ahead_of_the_stream_is_told_to_reset() {
+    let server = TestServer::start().await;
+    server.publish_numbers(0, 3).await;
+
+    for path in ["/poll", "/long-poll"] {
+        let (status, body) = server.get_json(&format!("{path}?since=900")).await;
+        assert_eq!(status, 200);
+        assert_eq!(body, json!({"messages": [], "last_id": 3, "reset": true}), "{path}");
+    }
+
+    let mut sse = SseClient::connect(&server, "", Some(900)).await;
+    let reset = sse.next().await.unwrap();
+    assert_eq!((reset.event.as_str(), reset.id.as_str()), ("reset", "3"));
+    assert_eq!(reset.data, json!({"type": "reset", "last_id": 3}));
+
+    let mut ws = ws_connect(&server, "?since=900").await;
+    assert_eq!(ws_next(&mut ws).await.unwrap(), json!({"type": "reset", "last_id": 3}));
+
+    // After the reset both streams continue from the stream's present.
+    server.publish_numbers(3, 1).await;
+    assert_eq!(sse.next().await.unwrap().data["id"], 4);
+    assert_eq!(ws_next(&mut ws).await.unwrap()["id"], 4);
+}
+
+#[tokio::test]
+async fn poll_without_since_says_where_now_is() {
+    let server = TestServer::start().await;
+    server.publish_numbers(0, 7).await;
+    let (_, body) = server.get_json("/poll").await;
+    assert_eq!(body, json!({"messages": [], "last_id": 7}));
+    let (_, body) = server.get_json("/poll?since=5&limit=1").await;
+    assert_eq!(body["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(body["messages"][0]["id"], 6);
+}
+
+#[tokio::test]
+async fn concurrent_publishers_get_unique_gap_free_ids() {
+    let server = TestServer::start().await;
+    let client = reqwest::Client::new();
+    let publishers = (0..8).map(|p| {
+        let client = client.clone();
+        let url = server.url("/publish");
+        tokio::spawn(async move {
+            let mut ids = Vec::new();
+            for i in 0..100 {
+                let body: serde_json::Value = client
+                    .post(&url)
+                    .json(&json!({"data": [p, i]}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                ids.push(body["id"].as_u64().unwrap());
+            }
+            ids
+        })
+    });
+    let mut ids: Vec<u64> =
+        futures_util::future::join_all(publishers).await.into_iter().flat_map(|r| r.unwrap()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=800).collect::<Vec<_>>());
+    let messages = poll_until(&server, "/poll", 0, 800).await;
+    assert_exactly(&messages, 1, 800);
+}
+
+#[tokio::test]
+async fn ws_clients_publish_and_ping_over_the_socket() {
+    let server = TestServer::start().await;
+    let mut ws = ws_connect(&server, "?since=0").await;
+    ws_send(&mut ws, json!({"type": "ping"})).await;
+    assert_eq!(ws_next(&mut ws).await.unwrap(), json!({"type": "pong"}));
+    ws_send(&mut ws, json!({"type": "publish", "message_type": "chat", "data": {"text": "hello"}})).await;
+    // The acknowledgement and the message itself, in either order.
+    let frames = [ws_next(&mut ws).await.unwrap(), ws_next(&mut ws).await.unwrap()];
+    assert!(frames.contains(&json!({"type": "published", "id": 1})), "{frames:?}");
+    let message = frames.iter().find(|f| f["id"] == 1 && f["type"] == "chat").unwrap();
+    assert_eq!(message["data"]["text"], "hello");
+    // Other transports see what a WebSocket client published.
+    let (_, body) = server.get_json("/poll?since=0").await;
+    assert_eq!(body["messages"][0]["data"]["text"], "hello");
+}

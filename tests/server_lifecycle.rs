@@ -1,0 +1,107 @@
+//! Time and life cycle: long-poll timeouts (with paused time), status and metrics, and a
+//! prompt shutdown with clients connected.
+
+use std::time::Duration;
+
+use serde_json::json;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::util::*;
+
+#[tokio::test(start_paused = true)]
+async fn a_long_poll_is_held_until_its_timeout_then_answers_empty() {
+    let server = TestServer::start().await;
+    let started = tokio::time::Instant::now();
+    let (status, body) = server.get_json("/long-poll?since=0&timeout=30").await;
+    assert_eq!(status, 200);
+    assert_eq!(body, json!({"messages": [], "last_id": 0}));
+    let held = started.elapsed();
+    assert!(held >= Duration::from_secs(30) && held < Duration::from_secs(31), "held {held:?}");
+
+    // Without `timeout` the default is 30 s too.
+    let started = tokio::time::Instant::now();
+    server.get_json("/long-poll?since=0").await;
+    assert!(started.elapsed() >= Duration::from_secs(30));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_long_poll_answers_as_soon_as_a_message_is_published() {
+    let server = TestServer::start().await;
+    let started = tokio::time::Instant::now();
+    let poll = server.get_json("/long-poll?since=0&timeout=60");
+    let publish = async {
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        server.publish_numbers(0, 1).await;
+    };
+    let ((status, body), ()) = tokio::join!(poll, publish);
+    assert_eq!(status, 200);
+    assert_eq!(body["messages"][0]["id"], 1);
+    let held = started.elapsed();
+    assert!(held >= Duration::from_secs(7) && held < Duration::from_secs(8), "held {held:?}");
+}
+
+#[tokio::test]
+async fn status_and_metrics_count_per_transport() {
+    let server = TestServer::start().await;
+    let mut sse = SseClient::connect(&server, "?since=0", None).await;
+    let mut ws = ws_connect(&server, "?since=0").await;
+    server.publish_numbers(0, 3).await;
+    sse.messages_until(3).await;
+    ws_messages_until(&mut ws, 3).await;
+    poll_until(&server, "/poll", 0, 3).await;
+
+    let (_, status) = server.get_json("/status").await;
+    assert_eq!(status["last_id"], 3);
+    assert_eq!(status["messages_published"], 3);
+    assert_eq!(status["subscribers"]["sse"], 1);
+    assert_eq!(status["subscribers"]["ws"], 1);
+    assert!(status["requests"]["short_poll"].as_u64().unwrap() >= 1);
+    assert!(status["uptime_seconds"].as_f64().unwrap() > 0.0);
+
+    let metrics = reqwest::get(server.url("/metrics")).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("pushlab_messages_published_total 3"), "{metrics}");
+    assert!(metrics.contains(r#"pushlab_subscribers{transport="ws"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"pushlab_sent_bytes_total{transport="sse"}"#), "{metrics}");
+    assert!(metrics.contains("pushlab_last_id 3"), "{metrics}");
+    assert!(metrics.trim_end().ends_with("# EOF"), "{metrics}");
+}
+
+#[tokio::test]
+async fn shutdown_is_prompt_and_tells_every_client() {
+    let mut server = TestServer::start().await;
+    let mut sse = SseClient::connect(&server, "", None).await;
+    let mut ws = ws_connect(&server, "").await;
+    let long_poll = tokio::spawn({
+        let url = server.url("/long-poll?timeout=100");
+        async move { reqwest::get(url).await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let started = std::time::Instant::now();
+    server.begin_shutdown();
+
+    // WebSocket: a close frame with 1001 (going away).
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(2), futures_util::StreamExt::next(&mut ws)).await {
+            Ok(Some(Ok(Message::Close(frame)))) => break frame,
+            Ok(Some(Ok(_))) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(close.unwrap().code, CloseCode::Away);
+    // SSE: a shutdown event, then the end of the stream.
+    let bye = sse.next().await.unwrap();
+    assert_eq!(bye.event, "shutdown");
+    assert!(sse.next().await.is_none());
+    // Long poll: answered (empty) instead of held for 100 s.
+    let body = long_poll.await.unwrap();
+    assert_eq!(body["messages"], json!([]));
+
+    tokio::time::timeout(Duration::from_secs(2), &mut server.task)
+        .await
+        .expect("run returns")
+        .unwrap()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1), "shutdown took {:?}", started.elapsed());
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests of pushlab: one binary, one module per area (see `util.rs` for the
+//! shared helpers). Every test drives a real server on a real socket at 127.0.0.1:0.
+
+mod util;
+
+mod server_delivery;
+mod server_errors;
+mod server_lifecycle;

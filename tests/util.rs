@@ -1,0 +1,215 @@
+//! Helpers shared by the tests: an in-process server and minimal, independent clients
+//! for each transport (deliberately not the load generator's, so the server is checked
+//! against a second implementation).
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use pushlab_server::Config;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+
+/// A server running in this process until `stop` (or drop).
+pub struct TestServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    pub task: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::with_config(Config::default()).await
+    }
+
+    pub async fn with_config(config: Config) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(pushlab_server::run(listener, config, async move {
+            let _ = stopped.await;
+        }));
+        TestServer { addr, stop: Some(stop), task }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{}", self.addr, path)
+    }
+
+    /// Starts shutdown; `self.task` then finishes.
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Publishes `n` messages `{"n": first..}` in batches; returns their ids.
+    pub async fn publish_numbers(&self, first: u64, n: u64) -> Vec<u64> {
+        let client = reqwest::Client::new();
+        let mut ids = Vec::new();
+        let mut next = first;
+        while next < first + n {
+            let end = (next + 100).min(first + n);
+            let batch: Vec<Value> = (next..end).map(|i| json!({"data": {"n": i}})).collect();
+            let response: Value =
+                client.post(self.url("/publish")).json(&batch).send().await.unwrap().json().await.unwrap();
+            ids.extend(response["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()));
+            next = end;
+        }
+        ids
+    }
+
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let response = reqwest::get(self.url(path)).await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.begin_shutdown();
+    }
+}
+
+/// Polls `path` (`/poll` or `/long-poll`) from `since` until `last` arrives; returns
+/// every message body received, in order.
+pub async fn poll_until(server: &TestServer, path: &str, since: u64, last: u64) -> Vec<Value> {
+    let client = reqwest::Client::new();
+    let mut cursor = since;
+    let mut messages = Vec::new();
+    while cursor < last {
+        let body: Value = client
+            .get(server.url(&format!("{path}?since={cursor}&timeout=5")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        for message in body["messages"].as_array().unwrap() {
+            cursor = message["id"].as_u64().unwrap();
+            messages.push(message.clone());
+        }
+        if path == "/poll" {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    messages
+}
+
+/// One parsed SSE event.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub id: String,
+    pub event: String,
+    pub data: Value,
+}
+
+/// An SSE subscription read with `eventsource-stream`.
+pub struct SseClient {
+    events: std::pin::Pin<Box<dyn futures_util::Stream<Item = SseEvent> + Send>>,
+}
+
+impl SseClient {
+    pub async fn connect(server: &TestServer, query: &str, last_event_id: Option<u64>) -> SseClient {
+        let mut request = reqwest::Client::new().get(server.url(&format!("/sse{query}")));
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id.to_string());
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        use eventsource_stream::Eventsource;
+        let events = response.bytes_stream().eventsource().filter_map(|event| async move {
+            let event = event.ok()?;
+            Some(SseEvent { id: event.id, event: event.event, data: serde_json::from_str(&event.data).ok()? })
+        });
+        SseClient { events: Box::pin(events) }
+    }
+
+    pub async fn next(&mut self) -> Option<SseEvent> {
+        tokio::time::timeout(Duration::from_secs(10), self.events.next()).await.ok().flatten()
+    }
+
+    /// Reads message events until id `last`.
+    pub async fn messages_until(&mut self, last: u64) -> Vec<Value> {
+        let mut messages = Vec::new();
+        while let Some(event) = self.next().await {
+            if let Some(id) = event.data["id"].as_u64() {
+                messages.push(event.data);
+                if id >= last {
+                    break;
+                }
+            }
+        }
+        messages
+    }
+}
+
+pub type WsStream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+pub async fn ws_connect(server: &TestServer, query: &str) -> WsStream {
+    let (ws, _) = tokio_tungstenite::connect_async(server.ws_url(&format!("/ws{query}"))).await.unwrap();
+    ws
+}
+
+/// The next text frame as JSON, within 10 s.
+pub async fn ws_next(ws: &mut WsStream) -> Option<Value> {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.ok()??.ok()?;
+        match frame {
+            Message::Text(text) => return serde_json::from_str(text.as_str()).ok(),
+            Message::Close(_) => return None,
+            _ => continue,
+        }
+    }
+}
+
+pub async fn ws_send(ws: &mut WsStream, frame: Value) {
+    ws.send(Message::text(frame.to_string())).await.unwrap();
+}
+
+/// Reads WS message frames until id `last`.
+pub async fn ws_messages_until(ws: &mut WsStream, last: u64) -> Vec<Value> {
+    let mut messages = Vec::new();
+    while let Some(frame) = ws_next(ws).await {
+        if let Some(id) = frame["id"].as_u64() {
+            messages.push(frame);
+            if id >= last {
+                break;
+            }
+        }
+    }
+    messages
+}
+
+/// Asserts that `messages` are exactly ids `first..=last`, in order, each once, and that
+/// each carries the payload it was published with.
+pub fn assert_exactly(messages: &[Value], first: u64, last: u64) {
+    let ids: Vec<u64> = messages.iter().map(|m| m["id"].as_u64().unwrap()).collect();
+    let expected: Vec<u64> = (first..=last).collect();
+    if ids != expected {
+        let out_of_place: Vec<(usize, u64)> =
+            ids.iter().copied().enumerate().filter(|&(i, id)| id != first + i as u64).take(5).collect();
+        panic!(
+            "ids must be {first}..={last} in order, exactly once; got {} ids, first out of place (index, id): {out_of_place:?}",
+            ids.len()
+        );
+    }
+    for message in messages {
+        assert_eq!(message["type"], "update");
+        assert!(message["timestamp"].as_u64().is_some());
+        assert!(message.get("data").is_some());
+    }
+}
