@@ -1,10 +1,12 @@
 //! The command line: `pushlab serve`, `pushlab lab`, `pushlab load`.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use pushlab_loadgen::{LabOptions, WorkloadArgs};
 
 /// A benchmark and teaching lab for real-time web transports: short polling, long
 /// polling, Server-Sent Events and WebSocket, measured the same way.
@@ -19,6 +21,48 @@ pub(crate) struct Cli {
 enum Command {
     /// Serve one message stream over all four transports.
     Serve(ServeArgs),
+    /// Measure all four transports, each against a fresh server, and print the
+    /// comparison table with real numbers.
+    Lab(LabArgs),
+    /// Measure a server that is already running (yours, on any host).
+    Load(LoadArgs),
+    /// Print the comparison table of a saved run, and rewrite its reports.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// A results.json written by `pushlab lab` or `pushlab load`.
+    results: PathBuf,
+    /// Also rewrite summary.md, summary.csv and the plots into this folder.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct LabArgs {
+    #[command(flatten)]
+    workload: WorkloadArgs,
+    /// Where to write results.json, summary.md, summary.csv and the plots
+    /// [default: results/<date>-<name>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Name of the run, for the default output folder.
+    #[arg(long, default_value = "lab")]
+    name: String,
+}
+
+#[derive(Debug, Args)]
+struct LoadArgs {
+    /// The server to measure: host:port or http://host:port.
+    #[arg(long)]
+    target: String,
+    /// The server's process id, when it runs on this machine, to report its CPU and
+    /// memory.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    #[command(flatten)]
+    lab: LabArgs,
 }
 
 #[derive(Debug, Args)]
@@ -48,6 +92,9 @@ impl Cli {
     pub(crate) async fn run(self) -> anyhow::Result<i32> {
         match self.command {
             Command::Serve(args) => serve(args).await.map(|()| 0),
+            Command::Lab(args) => lab(args, None, None).await,
+            Command::Load(args) => lab(args.lab, Some(args.target), args.server_pid).await,
+            Command::Report(args) => report(args).map(|()| 0),
         }
     }
 }
@@ -93,4 +140,44 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = terminate => {},
     }
+}
+
+/// Runs the lab (or a load against `target`), prints the table, and returns 1 when any
+/// message was lost or duplicated.
+async fn lab(args: LabArgs, target: Option<String>, server_pid: Option<u32>) -> anyhow::Result<i32> {
+    let workload = args.workload.validate()?;
+    let out = args.out.unwrap_or_else(|| {
+        pushlab_loadgen::lab::default_out_dir(std::path::Path::new("results"), &args.name)
+    });
+    let options = LabOptions {
+        workload,
+        server_exe: std::env::current_exe().context("locating the pushlab binary")?,
+        target,
+        server_pid,
+        out: out.clone(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        stall: None,
+    };
+    let results = pushlab_loadgen::lab::run(&options).await?;
+    println!();
+    print!("{}", pushlab_loadgen::report::table::terminal(&results));
+    for warning in &results.warnings {
+        println!("warning: {warning}");
+    }
+    println!("\nwrote {}/results.json, summary.md, summary.csv, latency.svg, cost.svg", out.display());
+    let faulty = results.transports.iter().any(|t| t.delivery.lost > 0 || t.delivery.duplicated > 0);
+    Ok(if faulty { 1 } else { 0 })
+}
+
+fn report(args: ReportArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&args.results)
+        .with_context(|| format!("reading {}", args.results.display()))?;
+    let results: pushlab_loadgen::Results = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a pushlab results.json", args.results.display()))?;
+    print!("{}", pushlab_loadgen::report::table::terminal(&results));
+    if let Some(out) = args.out {
+        pushlab_loadgen::report::write_all(&results, &out)?;
+        println!("wrote {}", out.display());
+    }
+    Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod util;
 
+mod loadgen_measurement;
 mod server_delivery;
 mod server_errors;
 mod server_lifecycle;

@@ -213,3 +213,109 @@ pub fn assert_exactly(messages: &[Value], first: u64, last: u64) {
         assert!(message.get("data").is_some());
     }
 }
+
+/// A TCP relay that counts, independently of the load generator, every byte it forwards
+/// in each direction: the reference the load generator's socket counters are checked
+/// against.
+pub struct CountingRelay {
+    pub addr: SocketAddr,
+    pub to_server: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    pub to_client: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl CountingRelay {
+    pub async fn start(upstream: SocketAddr) -> CountingRelay {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::Arc;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let to_server = Arc::new(AtomicU64::new(0));
+        let to_client = Arc::new(AtomicU64::new(0));
+        let (up, down) = (to_server.clone(), to_client.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else { return };
+                let server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                client.set_nodelay(true).unwrap();
+                server.set_nodelay(true).unwrap();
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                let (up, down) = (up.clone(), down.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = client_read.read(&mut buf).await {
+                        if n == 0 || server_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        up.fetch_add(n as u64, Ordering::SeqCst);
+                    }
+                });
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n) = server_read.read(&mut buf).await {
+                        if n == 0 || client_write.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        down.fetch_add(n as u64, Ordering::SeqCst);
+                    }
+                });
+            }
+        });
+        CountingRelay { addr, to_server, to_client, task }
+    }
+
+    /// `(server → client, client → server)` bytes forwarded so far.
+    pub fn counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        (self.to_client.load(Ordering::SeqCst), self.to_server.load(Ordering::SeqCst))
+    }
+}
+
+impl Drop for CountingRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A load-generator client session for `addr`, starting at `cursor`.
+pub fn session(addr: SocketAddr, poll_interval: Duration) -> pushlab_loadgen::client::Session {
+    use pushlab_loadgen::client::{ClientSettings, Session, Target};
+    use pushlab_loadgen::record::Recorder;
+    Session {
+        target: Target::new(addr),
+        settings: ClientSettings {
+            poll_interval,
+            poll_offset: Duration::ZERO,
+            long_poll_timeout: Duration::from_secs(30),
+        },
+        live: Default::default(),
+        recorder: Recorder::new(Default::default()),
+        cursor: 0,
+        stop: Default::default(),
+        epoch: tokio::time::Instant::now(),
+    }
+}
+
+/// Polls `condition` every 10 ms for up to 10 s.
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    for _ in 0..1000 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+/// Publishes load-generator probes `seqs` in one batch.
+pub async fn publish_probes(server: &TestServer, seqs: &[u64]) {
+    let batch: Vec<Value> = seqs
+        .iter()
+        .map(|&seq| json!({"data": serde_json::from_str::<Value>(&pushlab_loadgen::record::probe_data(seq, 0, 64)).unwrap()}))
+        .collect();
+    let status =
+        reqwest::Client::new().post(server.url("/publish")).json(&batch).send().await.unwrap().status();
+    assert_eq!(status, 201);
+}

@@ -1,1 +1,37 @@
+//! # pushlab-loadgen
+//!
+//! Drives every transport with the same workload and measures them the same way:
+//! latency from the *intended* publish time (so coordinated omission cannot hide a
+//! stall), delivery completeness, requests, bytes at the socket both ways, and the
+//! server's CPU and memory from `/proc`.
+//!
+//! # Layout
+//!
+//! - [`workload`]: the flags, validated into a `Workload` before anything runs.
+//! - [`publisher`]: the open-loop publisher; each message carries its intended time.
+//! - [`client`]: one subscriber client per transport; they report to a `Session` and
+//!   know nothing of measurement.
+//! - [`wire`]: the byte-counting socket wrapper under every client.
+//! - [`record`]: per-client recording (HdrHistogram, loss/duplicate/reorder bitmap) and
+//!   the live counters sampled at phase boundaries.
+//! - [`upstream`]: client → server sends, for the "bidirectional" row.
+//! - [`process`]: the server as its own process; CPU and memory from `/proc`.
+//! - [`run`]: one transport's measurement, phase by phase.
+//! - [`lab`]: every transport in turn, each against a fresh server; writes the reports.
+//! - [`results`]: the `results.json` data model; [`report`]: table, CSV, plots.
 
+pub mod client;
+pub mod lab;
+pub mod process;
+pub mod publisher;
+pub mod record;
+pub mod report;
+pub mod results;
+pub mod run;
+pub mod upstream;
+pub mod wire;
+pub mod workload;
+
+pub use lab::LabOptions;
+pub use results::Results;
+pub use workload::{Workload, WorkloadArgs};

@@ -1,0 +1,19 @@
+//! Long-polling client: `GET /long-poll?since=<cursor>&timeout=<s>`, and again as soon
+//! as the answer arrives, over one keep-alive connection.
+
+use super::http::HttpConnection;
+use super::{ClientError, Session};
+
+/// Long-polls until stopped.
+pub async fn run(session: &mut Session) -> Result<(), ClientError> {
+    let mut connection = HttpConnection::open(session).await?;
+    let timeout = session.settings.long_poll_timeout.as_secs_f64();
+    loop {
+        let path = format!("/long-poll?since={}&timeout={timeout}", session.cursor);
+        let body = tokio::select! {
+            _ = session.stop.cancelled() => return Err(ClientError::Stopped),
+            body = connection.get_body(session, &path) => body?,
+        };
+        session.poll_body(&body)?;
+    }
+}

@@ -1,0 +1,179 @@
+//! Subscriber clients, one file per transport. Each is one `run` function that follows
+//! the stream and reports what happens to its [`Session`]; none of them measures
+//! anything itself, and the measuring code knows nothing of transports.
+//!
+//! | transport | file | how it follows the stream |
+//! | --- | --- | --- |
+//! | short polling | `short_poll.rs` | `GET /poll?since=` on a fixed schedule, like `setInterval` |
+//! | long polling | `long_poll.rs` | `GET /long-poll?since=` again as soon as one returns |
+//! | SSE | `sse.rs` | one `GET /sse`, events parsed by `eventsource-stream` |
+//! | WebSocket | `ws.rs` | one upgraded connection, `tokio-tungstenite` |
+//!
+//! Every client reconnects after an error and resumes from its cursor, so a dropped
+//! connection shows up as reconnects, not as lost messages.
+
+pub mod http;
+pub mod long_poll;
+pub mod short_poll;
+pub mod sse;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pushlab_server::Transport;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::record::{Delivered, Live, Recorder};
+
+/// Where the server is.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Socket address to connect to.
+    pub addr: SocketAddr,
+    /// `Host` header value.
+    pub host: String,
+}
+
+impl Target {
+    /// A target from its socket address.
+    pub fn new(addr: SocketAddr) -> Self {
+        Target { addr, host: addr.to_string() }
+    }
+}
+
+/// How a client behaves, from the workload.
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    /// Short-poll interval.
+    pub poll_interval: Duration,
+    /// Delay before this client's first short poll, so pollers spread over the interval
+    /// instead of all asking at the same instant.
+    pub poll_offset: Duration,
+    /// Long-poll hold time asked of the server.
+    pub long_poll_timeout: Duration,
+}
+
+/// One subscriber's connection to the measurement: its cursor and where its events go.
+#[derive(Debug)]
+pub struct Session {
+    /// The server.
+    pub target: Target,
+    /// Behaviour.
+    pub settings: ClientSettings,
+    /// Counters the run reads live.
+    pub live: Arc<Live>,
+    /// Everything else, owned by this client until it stops.
+    pub recorder: Recorder,
+    /// The last stream id received: where to resume.
+    pub cursor: u64,
+    /// Cancelled when the run is over.
+    pub stop: CancellationToken,
+    /// The run's clock: all times are µs since this instant.
+    pub epoch: Instant,
+}
+
+/// Why a client loop ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The run is over.
+    #[error("stopped")]
+    Stopped,
+    /// Anything else: the client reconnects.
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl Session {
+    /// Follows the stream with `transport` until stopped, reconnecting after errors.
+    pub async fn run(mut self, transport: Transport) -> Session {
+        // After an error, wait a little before reconnecting, like every real client
+        // library, so a server that is down is not hammered.
+        const RECONNECT_DELAY: Duration = Duration::from_millis(100);
+        loop {
+            let result = match transport {
+                Transport::ShortPoll => short_poll::run(&mut self).await,
+                Transport::LongPoll => long_poll::run(&mut self).await,
+                Transport::Sse => sse::run(&mut self).await,
+                Transport::Ws => ws::run(&mut self).await,
+            };
+            match result {
+                Err(ClientError::Stopped) | Ok(()) => return self,
+                Err(ClientError::Other(error)) => {
+                    tracing::debug!("{transport} client: {error:#}; reconnecting");
+                    tokio::select! {
+                        _ = self.stop.cancelled() => return self,
+                        _ = tokio::time::sleep(RECONNECT_DELAY) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// µs since the run's epoch.
+    pub fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64
+    }
+
+    /// One delivered message (its JSON).
+    pub fn deliver(&mut self, json: &str) -> anyhow::Result<()> {
+        let received_us = self.now_us();
+        let message: Delivered = serde_json::from_str(json)?;
+        self.cursor = self.cursor.max(message.id);
+        self.live.messages.fetch_add(1, Ordering::Relaxed);
+        self.live.message_bytes.fetch_add(json.len() as u64, Ordering::Relaxed);
+        if let Some(probe) = message.probe() {
+            self.recorder.message(probe.seq, probe.t_us, received_us);
+        }
+        Ok(())
+    }
+
+    /// The server said `missed` messages fell out of retention before we read them.
+    pub fn gap(&mut self, missed: u64) {
+        self.recorder.gap(missed);
+    }
+
+    /// The server said our cursor is ahead of its stream (it restarted).
+    pub fn reset(&mut self, last_id: u64) {
+        self.recorder.resets += 1;
+        self.cursor = last_id;
+    }
+
+    /// A poll body `{"messages":[...],"last_id":..,"missed"?:..,"reset"?:..}`.
+    pub fn poll_body(&mut self, body: &[u8]) -> anyhow::Result<()> {
+        #[derive(Deserialize)]
+        struct PollBody<'a> {
+            #[serde(borrow)]
+            messages: Vec<&'a RawValue>,
+            last_id: u64,
+            #[serde(default)]
+            missed: u64,
+            #[serde(default)]
+            reset: bool,
+        }
+        let body: PollBody = serde_json::from_slice(body)?;
+        if body.reset {
+            self.reset(body.last_id);
+        }
+        if body.missed > 0 {
+            self.gap(body.missed);
+        }
+        if body.messages.is_empty() {
+            self.live.empty_responses.fetch_add(1, Ordering::Relaxed);
+        }
+        for message in body.messages {
+            self.deliver(message.get())?;
+        }
+        Ok(())
+    }
+
+    /// Counts one HTTP request (poll, SSE GET or WebSocket handshake).
+    pub fn request_sent(&self) {
+        self.live.requests.fetch_add(1, Ordering::Relaxed);
+    }
+}

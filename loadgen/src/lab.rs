@@ -1,0 +1,184 @@
+//! `pushlab lab` and `pushlab load`: run every transport with the same workload, each
+//! against a fresh server process (or the user's server), and write the reports.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::client::Target;
+use crate::process::ServerProcess;
+use crate::report;
+use crate::results::{Machine, Results, Setup, TransportResult, SCHEMA_VERSION};
+use crate::run::Plan;
+use crate::workload::Workload;
+
+/// What to run and where to write.
+#[derive(Debug, Clone)]
+pub struct LabOptions {
+    /// The workload.
+    pub workload: Workload,
+    /// The `pushlab` binary to start as the server (`serve`), when no target is given.
+    pub server_exe: PathBuf,
+    /// An already running server to measure instead, e.g. `127.0.0.1:3000`.
+    pub target: Option<String>,
+    /// That server's process id, for its CPU and memory (same machine only).
+    pub server_pid: Option<u32>,
+    /// Output directory.
+    pub out: PathBuf,
+    /// The command line, recorded in the setup.
+    pub command: String,
+    /// Test hook: stall the publisher (see [`Plan::stall`]).
+    pub stall: Option<(u64, Duration)>,
+}
+
+/// Runs every transport of the workload and writes the reports into `options.out`.
+pub async fn run(options: &LabOptions) -> anyhow::Result<Results> {
+    let w = &options.workload;
+    let fd_limit = pushlab_server::raise_fd_limit();
+    let setup = setup(options, fd_limit)?;
+    let mut transports = Vec::new();
+    eprintln!(
+        "pushlab: {} clients, {} msg/s, {}-byte payload; per transport: {:.1}s warm-up, {:.1}s measured, {:.1}s idle",
+        w.clients,
+        w.rate_per_second,
+        w.payload_bytes,
+        w.warmup_seconds.as_secs_f64(),
+        w.duration_seconds.as_secs_f64(),
+        w.idle_seconds.as_secs_f64()
+    );
+    for (i, &transport) in w.transports.iter().enumerate() {
+        let bar = ProgressBar::new(1);
+        bar.set_style(
+            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {elapsed:>4} {msg}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{}/{} {transport}", i + 1, w.transports.len()));
+        let (target, server) = match &options.target {
+            Some(target) => (parse_target(target)?, None),
+            None => {
+                let history = (w.messages() * 2).max(10_000).to_string();
+                let heartbeat = format!("{}ms", w.heartbeat_seconds.as_millis());
+                let extra = ["--history".to_string(), history, "--heartbeat".to_string(), heartbeat];
+                let server = ServerProcess::spawn(&options.server_exe, &extra).await?;
+                (Target::new(server.addr), Some(server))
+            }
+        };
+        let plan = Plan {
+            transport,
+            workload: w.clone(),
+            target,
+            server_pid: server.as_ref().map(|s| s.pid).or(options.server_pid),
+            stall: options.stall,
+        };
+        let result = plan.measure(&bar).await.with_context(|| format!("measuring {transport}"));
+        if let Some(server) = server {
+            server.stop().await?;
+        }
+        let result = result?;
+        eprintln!(
+            "{:>12} p50 {} · p99 {} · {} per message · lost {}",
+            transport.name(),
+            report::ms(result.latency.p50_ms),
+            report::ms(result.latency.p99_ms),
+            report::bytes(result.traffic.bytes_per_message),
+            result.delivery.lost
+        );
+        transports.push(result);
+    }
+    let warnings = warnings(&transports, w, setup.machine.cores);
+    let results = Results { schema_version: SCHEMA_VERSION, setup, transports, warnings };
+    report::write_all(&results, &options.out)?;
+    Ok(results)
+}
+
+/// `host:port`, `http://host:port` or `http://host:port/`.
+fn parse_target(target: &str) -> anyhow::Result<Target> {
+    let hostport = target.trim_start_matches("http://").trim_end_matches('/');
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(hostport)
+        .with_context(|| format!("--target {target:?}: expected host:port or http://host:port"))?
+        .next()
+        .with_context(|| format!("--target {target:?} resolves to no address"))?;
+    Ok(Target { addr, host: hostport.to_string() })
+}
+
+/// What makes this run's figures less trustworthy, in plain words.
+fn warnings(transports: &[TransportResult], w: &Workload, cores: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let seconds = w.duration_seconds.as_secs_f64();
+    for t in transports {
+        let name = t.transport.name();
+        if t.delivery.lost_untold > 0 {
+            out.push(format!("{name}: {} messages lost without a gap notice", t.delivery.lost_untold));
+        }
+        if t.delivery.lost > 0 || t.delivery.duplicated > 0 {
+            out.push(format!("{name}: {} lost, {} duplicated", t.delivery.lost, t.delivery.duplicated));
+        }
+        if t.loadgen.publisher_max_lag_ms > 50.0 {
+            out.push(format!(
+                "{name}: the publisher fell {:.0} ms behind its schedule; that delay is in the latency figures",
+                t.loadgen.publisher_max_lag_ms
+            ));
+        }
+        let loadgen_cores = t.loadgen.cpu_seconds / seconds;
+        let server_cores = t.server.as_ref().map_or(0.0, |s| s.cpu_seconds / seconds);
+        if loadgen_cores + server_cores > 0.8 * cores as f64 && loadgen_cores > server_cores {
+            out.push(format!(
+                "{name}: the machine was near saturation ({loadgen_cores:.2} cores load generator, \
+                 {server_cores:.2} server) and the load generator used more: figures may measure it, not the server"
+            ));
+        }
+    }
+    out
+}
+
+fn setup(options: &LabOptions, fd_limit: u64) -> anyhow::Result<Setup> {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu_model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
+    let memory_bytes = procfs::Current::current().map(|m: procfs::Meminfo| m.mem_total).unwrap_or(0);
+    let git_commit = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    Ok(Setup {
+        pushlab_version: env!("CARGO_PKG_VERSION").to_string(),
+        command: options.command.clone(),
+        started_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        git_commit,
+        machine: Machine {
+            cpu_model,
+            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            kernel,
+            memory_bytes,
+            fd_limit,
+        },
+        target: options
+            .target
+            .clone()
+            .unwrap_or_else(|| "spawned: a fresh `pushlab serve` per transport".into()),
+        workload: serde_json::to_value(&options.workload)?,
+    })
+}
+
+/// `results/<date>-<name>`, with `-2`, `-3` … appended if that exists already.
+pub fn default_out_dir(results_dir: &Path, name: &str) -> PathBuf {
+    let date = humantime::format_rfc3339_seconds(SystemTime::now()).to_string()[..10].to_string();
+    let base = results_dir.join(format!("{date}-{name}"));
+    let mut candidate = base.clone();
+    let mut n = 2;
+    while candidate.exists() {
+        candidate = PathBuf::from(format!("{}-{n}", base.display()));
+        n += 1;
+    }
+    candidate
+}

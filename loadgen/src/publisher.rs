@@ -1,0 +1,104 @@
+//! The open-loop publisher.
+//!
+//! Message `seq` is *meant* to be published at `start + seq / rate`, whatever happened to
+//! the messages before it, and carries that intended time. Latency is measured from it.
+//! If the publisher or the server stalls, the messages due meanwhile go out late, in one
+//! batch, still carrying their intended times, so the stall shows up in the latency
+//! percentiles instead of being hidden: no coordinated omission (see wrk2).
+//!
+//! The publisher talks to the server directly; it stands for the event source beside
+//! the server, and its bytes are not counted as any transport's cost.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::record::probe_data;
+use crate::workload::Workload;
+
+/// What the publisher did.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PublishReport {
+    /// Messages accepted by the server.
+    pub published: u64,
+    /// `POST /publish` requests.
+    pub batches: u64,
+    /// Requests that failed and were retried.
+    pub retries: u64,
+    /// Worst lateness of a publish behind its intended time, in µs.
+    pub max_lag_us: u64,
+}
+
+/// Most messages in one `POST /publish`.
+const MAX_BATCH: usize = 1_000;
+
+/// Publishes `workload.messages()` messages on schedule from `start_us` (µs after `epoch`).
+/// `stall` (for tests of the measurement itself) pauses the publisher once, after
+/// message `.0`, for `.1`.
+pub async fn publish(
+    base_url: &str,
+    workload: &Workload,
+    epoch: Instant,
+    start_us: u64,
+    stall: Option<(u64, Duration)>,
+    stop: CancellationToken,
+) -> anyhow::Result<PublishReport> {
+    let client = reqwest::Client::builder().tcp_nodelay(true).build()?;
+    let url = format!("{base_url}/publish");
+    let total = workload.messages();
+    let mut report = PublishReport::default();
+    let mut seq = 0u64;
+    while seq < total {
+        let intended_us = |seq: u64| start_us + workload.intended_offset(seq).as_micros() as u64;
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep_until(epoch + Duration::from_micros(intended_us(seq))) => {}
+        }
+        // Everything that is due now goes in one request.
+        let now_us = epoch.elapsed().as_micros() as u64;
+        report.max_lag_us = report.max_lag_us.max(now_us.saturating_sub(intended_us(seq)));
+        let mut batch = Vec::new();
+        loop {
+            let data = probe_data(seq, intended_us(seq), workload.payload_bytes);
+            batch.push(format!(r#"{{"data":{data}}}"#));
+            seq += 1;
+            if seq >= total || batch.len() >= MAX_BATCH || intended_us(seq) > now_us {
+                break;
+            }
+        }
+        let body = format!("[{}]", batch.join(","));
+        // A failed request is retried with the same messages and intended times: the
+        // retry delay becomes latency, as it would for a real event source.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let sent =
+                client.post(&url).header("content-type", "application/json").body(body.clone()).send().await;
+            match sent {
+                Ok(response) if response.status().is_success() => break,
+                Ok(response) if attempts >= 5 => {
+                    anyhow::bail!(
+                        "publishing failed: {} {}",
+                        response.status(),
+                        response.text().await.unwrap_or_default()
+                    )
+                }
+                Err(error) if attempts >= 5 => return Err(error).context("publishing failed"),
+                _ => {
+                    report.retries += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+        report.batches += 1;
+        report.published += batch.len() as u64;
+        if let Some((after, pause)) = stall {
+            if seq > after && seq - batch.len() as u64 <= after {
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+    Ok(report)
+}

@@ -1,0 +1,128 @@
+//! SVG plots with `plotters`: the latency percentile distribution (HdrHistogram style:
+//! the x axis stretches the tail, 90 %, 99 %, 99.9 % evenly spaced) and the cost of one
+//! delivered message per transport.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::results::Results;
+use crate::run::decode_histogram;
+
+const COLORS: [RGBColor; 4] =
+    [RGBColor(214, 39, 40), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(31, 119, 180)];
+
+fn draw_error(e: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("drawing a plot: {e}")
+}
+
+/// Latency by percentile, one line per transport, both axes logarithmic.
+pub fn latency_percentiles(results: &Results, path: &Path) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
+    root.fill(&WHITE).map_err(draw_error)?;
+    // x = 1 / (1 − q): 2 is the median, 100 the 99th percentile, 1000 the 99.9th.
+    let mut series = Vec::new();
+    let (mut lo, mut hi) = (f64::MAX, 0.0f64);
+    for t in &results.transports {
+        let histogram = decode_histogram(&t.latency.histogram)?;
+        if histogram.is_empty() {
+            continue;
+        }
+        let points: Vec<(f64, f64)> = (0..=400)
+            .map(|i| {
+                let q = 1.0 - 10f64.powf(-(i as f64) / 100.0); // 0 … 0.9999
+                let ms = histogram.value_at_quantile(q).max(1) as f64 / 1e3;
+                lo = lo.min(ms);
+                hi = hi.max(ms);
+                (1.0 / (1.0 - q), ms)
+            })
+            .collect();
+        series.push((t.transport.name(), points));
+    }
+    if series.is_empty() {
+        return Ok(());
+    }
+    let mut chart = ChartBuilder::on(&root)
+        .caption("Delivery latency by percentile (from intended publish time)", ("sans-serif", 20))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d((1.0f64..10_000.0).log_scale(), (lo * 0.8..hi * 1.25).log_scale())
+        .map_err(draw_error)?;
+    chart
+        .configure_mesh()
+        .x_desc("percentile")
+        .y_desc("latency (ms)")
+        .x_label_formatter(&|x| format!("{:.2}%", 100.0 * (1.0 - 1.0 / x)))
+        .y_label_formatter(&|y| format!("{y}"))
+        .draw()
+        .map_err(draw_error)?;
+    for (i, (name, points)) in series.into_iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))
+            .map_err(draw_error)?
+            .label(name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(draw_error)?;
+    root.present().map_err(draw_error)?;
+    Ok(())
+}
+
+/// Bytes on the wire per delivered message and requests per message, side by side.
+pub fn cost_per_message(results: &Results, path: &Path) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
+    root.fill(&WHITE).map_err(draw_error)?;
+    let (left, right) = root.split_horizontally(450);
+    let names: Vec<&str> = results.transports.iter().map(|t| t.transport.name()).collect();
+    let panels: [(&str, Vec<f64>, _); 2] = [
+        (
+            "Wire bytes per delivered message",
+            results.transports.iter().map(|t| t.traffic.bytes_per_message).collect(),
+            left,
+        ),
+        (
+            "HTTP requests per delivered message",
+            results.transports.iter().map(|t| t.traffic.requests_per_message).collect(),
+            right,
+        ),
+    ];
+    for (title, values, area) in panels {
+        let top = values.iter().cloned().fold(0.0f64, f64::max).max(1e-6) * 1.15;
+        let mut chart = ChartBuilder::on(&area)
+            .caption(title, ("sans-serif", 16))
+            .margin(15)
+            .x_label_area_size(35)
+            .y_label_area_size(60)
+            .build_cartesian_2d((0..names.len()).into_segmented(), 0.0..top)
+            .map_err(draw_error)?;
+        let labels = names.clone();
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_label_formatter(&|x| match x {
+                SegmentValue::CenterOf(i) => labels.get(*i).copied().unwrap_or("").to_string(),
+                _ => String::new(),
+            })
+            .draw()
+            .map_err(draw_error)?;
+        chart
+            .draw_series(values.iter().enumerate().map(|(i, v)| {
+                let color = COLORS[i % COLORS.len()];
+                Rectangle::new(
+                    [(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), *v)],
+                    color.mix(0.8).filled(),
+                )
+            }))
+            .map_err(draw_error)?;
+    }
+    root.present().map_err(draw_error)?;
+    Ok(())
+}

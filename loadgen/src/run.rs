@@ -1,0 +1,297 @@
+//! Measuring one transport: connect the clients, publish on schedule, cut the measured
+//! window and the idle window out of the run, and turn what the clients recorded into a
+//! [`TransportResult`].
+//!
+//! ```text
+//! ramp ─ warm-up ─┬─ measured window ─┬─ settle ─┬─ idle window ─┬─ stop, upstream test
+//!                 ▲ counters sampled  ▲          ▲               ▲
+//! ```
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use base64::Engine;
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use indicatif::ProgressBar;
+use pushlab_server::Transport;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{ClientSettings, Session, Target};
+use crate::process::ProcSample;
+use crate::publisher::{self, PublishReport};
+use crate::record::{new_histogram, Live, LiveSnapshot, Recorder, Window};
+use crate::results::{Delivery, Idle, Latency, LoadgenCost, ServerCost, Traffic, TransportResult};
+use crate::upstream;
+use crate::workload::Workload;
+
+/// One transport's measurement, as planned.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Which transport.
+    pub transport: Transport,
+    /// The workload.
+    pub workload: Workload,
+    /// The server.
+    pub target: Target,
+    /// Its process id, when it runs on this machine (for CPU and memory).
+    pub server_pid: Option<u32>,
+    /// Test hook for the measurement itself: stall the publisher after message `.0`
+    /// for `.1`, to check that the stall shows in the latency.
+    pub stall: Option<(u64, Duration)>,
+}
+
+/// Counters of everything at one phase boundary.
+struct Boundary {
+    live: LiveSnapshot,
+    server: Option<ProcSample>,
+    loadgen: ProcSample,
+}
+
+impl Plan {
+    fn base_url(&self) -> String {
+        format!("http://{}", self.target.host)
+    }
+
+    fn boundary(&self, lives: &[Arc<Live>]) -> Boundary {
+        Boundary {
+            live: LiveSnapshot::sum(lives),
+            server: self.server_pid.and_then(|pid| ProcSample::read(pid).ok()),
+            loadgen: ProcSample::myself().unwrap_or_default(),
+        }
+    }
+
+    /// Runs the measurement. `bar` shows progress through the phases.
+    pub async fn measure(&self, bar: &ProgressBar) -> anyhow::Result<TransportResult> {
+        let w = &self.workload;
+        let epoch = Instant::now();
+        let start_id = current_last_id(&self.base_url()).await?;
+        let server_before = self.server_pid.and_then(|pid| ProcSample::read(pid).ok());
+
+        // Ramp: connect the clients at the connect rate.
+        bar.set_message("connecting");
+        let window: Window = Arc::new(OnceLock::new());
+        let stop = CancellationToken::new();
+        let mut clients = JoinSet::new();
+        let mut lives = Vec::with_capacity(w.clients);
+        for i in 0..w.clients {
+            tokio::time::sleep_until(epoch + Duration::from_secs_f64(i as f64 / w.connect_rate_per_second))
+                .await;
+            let live = Arc::new(Live::default());
+            lives.push(live.clone());
+            let session = Session {
+                target: self.target.clone(),
+                settings: ClientSettings {
+                    poll_interval: w.poll_interval_seconds,
+                    poll_offset: w.poll_interval_seconds.mul_f64(i as f64 / w.clients as f64),
+                    long_poll_timeout: w.long_poll_timeout_seconds,
+                },
+                live,
+                recorder: Recorder::new(window.clone()),
+                cursor: start_id,
+                stop: stop.clone(),
+                epoch,
+            };
+            clients.spawn(session.run(self.transport));
+        }
+        wait_for_first_requests(&lives, w.poll_interval_seconds).await?;
+        let server_with_clients = self.server_pid.and_then(|pid| ProcSample::read(pid).ok());
+
+        // Schedule every phase from here, in µs since the epoch.
+        let us = |d: Duration| d.as_micros() as u64;
+        let start_us = us(epoch.elapsed()) + 100_000;
+        let window_start = start_us + us(w.warmup_seconds);
+        let window_end = window_start + us(w.duration_seconds);
+        // After the last message, wait until even a short poller has fetched it.
+        let settle = w.poll_interval_seconds + Duration::from_millis(500);
+        let idle_start = window_end + us(settle);
+        let idle_end = idle_start + us(w.idle_seconds);
+        window.set(window_start..window_end).expect("the window is set once");
+        let at = |t_us: u64| epoch + Duration::from_micros(t_us);
+
+        bar.set_length(idle_end - start_us);
+        let publisher = {
+            let (url, workload, stop, stall) = (self.base_url(), w.clone(), stop.clone(), self.stall);
+            tokio::spawn(
+                async move { publisher::publish(&url, &workload, epoch, start_us, stall, stop).await },
+            )
+        };
+        let ticking = |phase: &'static str, until: u64| {
+            bar.set_message(phase);
+            tick_until(bar, epoch, start_us, at(until))
+        };
+        ticking("warm-up", window_start).await;
+        let measured_from = self.boundary(&lives);
+        ticking("measuring", window_end).await;
+        let measured_to = self.boundary(&lives);
+        let published: PublishReport = publisher.await.context("publisher task")??;
+        ticking("settling", idle_start).await;
+        let idle_from = self.boundary(&lives);
+        ticking("idle", idle_end).await;
+        let idle_to = self.boundary(&lives);
+
+        stop.cancel();
+        let mut recorders = Vec::with_capacity(w.clients);
+        while let Some(session) = clients.join_next().await {
+            recorders.push(session.context("client task")?.recorder);
+        }
+        bar.set_message("upstream");
+        let upstream = upstream::measure(self.transport, &self.target, epoch).await?;
+        bar.finish_and_clear();
+
+        let measured = measured_to.live.since(&measured_from.live);
+        let latency = latency(recorders.iter().map(|r| &r.latency))?;
+        let delivery = delivery(&recorders, published.published);
+        let seconds = w.duration_seconds.as_secs_f64();
+        let messages = measured.messages.max(1) as f64;
+        let bytes = (measured.bytes_read + measured.bytes_written) as f64;
+        let message_bytes = measured.message_bytes as f64 / messages;
+        let idle = idle_to.live.since(&idle_from.live);
+        let idle_seconds = w.idle_seconds.as_secs_f64();
+        let per_client_second = |v: u64| v as f64 / w.clients as f64 / idle_seconds;
+        let server = match (server_before, server_with_clients, &measured_from.server, &measured_to.server) {
+            (Some(before), Some(with_clients), Some(from), Some(to)) => {
+                let idle_cpu = match (&idle_from.server, &idle_to.server) {
+                    (Some(a), Some(b)) => b.cpu_seconds - a.cpu_seconds,
+                    _ => 0.0,
+                };
+                let cpu = to.cpu_seconds - from.cpu_seconds;
+                Some(ServerCost {
+                    cpu_seconds: cpu,
+                    cpu_us_per_message: cpu * 1e6 / messages,
+                    idle_cpu_seconds: idle_cpu,
+                    rss_before_clients_bytes: before.rss_bytes,
+                    rss_with_clients_bytes: with_clients.rss_bytes,
+                    memory_per_client_bytes: (with_clients.rss_bytes as f64 - before.rss_bytes as f64)
+                        / w.clients as f64,
+                    peak_rss_bytes: idle_to.server.map_or(to.peak_rss_bytes, |s| s.peak_rss_bytes),
+                })
+            }
+            _ => None,
+        };
+        let loadgen_cpu = measured_to.loadgen.cpu_seconds - measured_from.loadgen.cpu_seconds;
+        Ok(TransportResult {
+            transport: self.transport,
+            latency,
+            delivery,
+            traffic: Traffic {
+                seconds,
+                messages: measured.messages,
+                requests: measured.requests,
+                empty_responses: measured.empty_responses,
+                connections: measured.connections,
+                bytes_received: measured.bytes_read,
+                bytes_sent: measured.bytes_written,
+                requests_per_message: measured.requests as f64 / messages,
+                bytes_per_message: bytes / messages,
+                message_bytes,
+                payload_efficiency: message_bytes / (bytes / messages),
+            },
+            idle: Idle {
+                seconds: idle_seconds,
+                requests_per_client_per_second: per_client_second(idle.requests),
+                bytes_per_client_per_second: per_client_second(idle.bytes_read + idle.bytes_written),
+                bytes_per_client_per_day: per_client_second(idle.bytes_read + idle.bytes_written) * 86_400.0,
+            },
+            server,
+            loadgen: LoadgenCost {
+                cpu_seconds: loadgen_cpu,
+                cpu_us_per_message: loadgen_cpu * 1e6 / messages,
+                publisher_max_lag_ms: published.max_lag_us as f64 / 1e3,
+                publish_requests: published.batches,
+            },
+            upstream,
+        })
+    }
+}
+
+/// The stream's last id: clients start from there, so on a server already in use they
+/// expect only the messages of this run.
+async fn current_last_id(base_url: &str) -> anyhow::Result<u64> {
+    let body: serde_json::Value = reqwest::get(format!("{base_url}/poll"))
+        .await
+        .with_context(|| format!("cannot reach the server at {base_url}"))?
+        .json()
+        .await?;
+    body["last_id"].as_u64().context("`/poll` answered without last_id: is this a pushlab server?")
+}
+
+/// Waits until every client has sent its first request (pollers are spread over one
+/// interval, so that is the longest wait), then a moment for the last ones to settle.
+async fn wait_for_first_requests(lives: &[Arc<Live>], poll_interval: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + poll_interval + Duration::from_secs(30);
+    loop {
+        let waiting =
+            lives.iter().filter(|l| l.requests.load(std::sync::atomic::Ordering::Relaxed) == 0).count();
+        if waiting == 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{waiting} clients could not connect within 30 s");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn tick_until(bar: &ProgressBar, epoch: Instant, start_us: u64, until: Instant) {
+    while Instant::now() < until {
+        tokio::time::sleep_until(until.min(Instant::now() + Duration::from_millis(100))).await;
+        bar.set_position((epoch.elapsed().as_micros() as u64).saturating_sub(start_us));
+    }
+}
+
+/// Merges the clients' histograms and reads the percentiles.
+pub fn latency<'a>(histograms: impl Iterator<Item = &'a Histogram<u64>>) -> anyhow::Result<Latency> {
+    let mut merged = new_histogram();
+    for h in histograms {
+        merged.add(h).context("merging histograms")?;
+    }
+    let ms = |us: u64| us as f64 / 1e3;
+    let mut encoded = Vec::new();
+    V2DeflateSerializer::new().serialize(&merged, &mut encoded).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    Ok(Latency {
+        samples: merged.len(),
+        mean_ms: merged.mean() / 1e3,
+        p50_ms: ms(merged.value_at_quantile(0.5)),
+        p90_ms: ms(merged.value_at_quantile(0.9)),
+        p99_ms: ms(merged.value_at_quantile(0.99)),
+        p999_ms: ms(merged.value_at_quantile(0.999)),
+        max_ms: ms(merged.max()),
+        histogram: base64::engine::general_purpose::STANDARD.encode(encoded),
+    })
+}
+
+/// Decodes a histogram saved by [`latency`].
+pub fn decode_histogram(encoded: &str) -> anyhow::Result<Histogram<u64>> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded)?;
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
+}
+
+fn delivery(recorders: &[Recorder], published: u64) -> Delivery {
+    let mut d = Delivery {
+        published,
+        expected: published * recorders.len() as u64,
+        delivered: 0,
+        lost: 0,
+        lost_untold: 0,
+        duplicated: 0,
+        reordered: 0,
+        gap_notices: 0,
+        resets: 0,
+    };
+    for r in recorders {
+        let lost = r.lost(published);
+        d.lost += lost;
+        d.lost_untold += lost.saturating_sub(r.missed_told);
+        d.delivered += published - lost;
+        d.duplicated += r.duplicated;
+        d.reordered += r.reordered;
+        d.gap_notices += r.gap_notices;
+        d.resets += r.resets;
+    }
+    d
+}

@@ -1,0 +1,103 @@
+//! Client → server: the "bidirectional" row of the comparison, measured rather than
+//! asserted. A WebSocket client sends on the connection it already has; a client of
+//! the other transports must make a separate HTTP request (`POST /publish`) on a second
+//! connection. Both are timed from send to the server's acknowledgement, on a quiet
+//! server after the main measurement.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use pushlab_server::Transport;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::http::{connect, HttpConnection};
+use crate::client::{ClientSettings, Session, Target};
+use crate::record::{new_histogram, Live, Recorder};
+use crate::results::Upstream;
+use crate::wire::CountingStream;
+
+/// Sends timed per transport.
+const SENDS: u64 = 50;
+
+/// Times [`SENDS`] client → server messages the way a client of `transport` sends them.
+pub async fn measure(transport: Transport, target: &Target, epoch: Instant) -> anyhow::Result<Upstream> {
+    let session = Session {
+        target: target.clone(),
+        settings: ClientSettings {
+            poll_interval: Default::default(),
+            poll_offset: Default::default(),
+            long_poll_timeout: Default::default(),
+        },
+        live: Arc::new(Live::default()),
+        recorder: Recorder::new(Default::default()),
+        cursor: 0,
+        stop: CancellationToken::new(),
+        epoch,
+    };
+    let mut rtt = new_histogram();
+    let method;
+    if transport == Transport::Ws {
+        method = "frame on the same WebSocket connection";
+        let tcp = connect(&session).await?;
+        let stream = CountingStream::new(tcp, session.live.wire.clone());
+        let url = format!("ws://{}/ws", target.host);
+        let (mut socket, _) = tokio_tungstenite::client_async_with_config(
+            url,
+            stream,
+            Some(crate::client::ws::client_config()),
+        )
+        .await
+        .context("WebSocket handshake")?;
+        let before = session.live.wire.snapshot();
+        for i in 0..SENDS {
+            let sent = Instant::now();
+            socket.send(Message::text(format!(r#"{{"type":"publish","data":{{"upstream":{i}}}}}"#))).await?;
+            // Wait for the acknowledgement; the message itself also comes back on this
+            // connection (it is a subscriber too), which is skipped here.
+            loop {
+                let frame = socket.next().await.context("connection closed")??;
+                if let Message::Text(text) = frame {
+                    if text.as_str().starts_with(r#"{"type":"published""#) {
+                        break;
+                    }
+                }
+            }
+            rtt.saturating_record(sent.elapsed().as_micros() as u64);
+        }
+        let after = session.live.wire.snapshot();
+        return Ok(finish(method, &rtt, before, after));
+    }
+    method = "separate HTTP request: POST /publish";
+    let mut connection = HttpConnection::open(&session).await?;
+    let before = session.live.wire.snapshot();
+    for i in 0..SENDS {
+        let sent = Instant::now();
+        let body = Bytes::from(format!(r#"{{"data":{{"upstream":{i}}}}}"#));
+        connection.post_json(&session, "/publish", body).await?;
+        rtt.saturating_record(sent.elapsed().as_micros() as u64);
+    }
+    let after = session.live.wire.snapshot();
+    Ok(finish(method, &rtt, before, after))
+}
+
+fn finish(
+    method: &str,
+    rtt: &hdrhistogram::Histogram<u64>,
+    before: (u64, u64),
+    after: (u64, u64),
+) -> Upstream {
+    // Client → server only: the request or frame that carries the message. (The replies
+    // differ in kind: a 201 response versus an acknowledgement frame.)
+    let bytes = after.1 - before.1;
+    Upstream {
+        method: method.to_string(),
+        samples: rtt.len(),
+        p50_ms: rtt.value_at_quantile(0.5) as f64 / 1e3,
+        p99_ms: rtt.value_at_quantile(0.99) as f64 / 1e3,
+        bytes_per_send: bytes as f64 / SENDS as f64,
+    }
+}

@@ -1,0 +1,163 @@
+//! The workload: what every transport is driven with, identically.
+//!
+//! Raw command-line flags ([`WorkloadArgs`]) are validated into a [`Workload`] before
+//! anything runs, so a bad value is an error message, not a strange measurement.
+
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::Args;
+use pushlab_server::Transport;
+use serde::Serialize;
+
+/// Flags shared by `pushlab lab` and `pushlab load`. The defaults reproduce the chat
+/// scenario of the seed documents: clients that poll every 500 ms, small messages.
+#[derive(Debug, Clone, Args)]
+pub struct WorkloadArgs {
+    /// Subscriber clients per transport.
+    #[arg(long, default_value_t = 100)]
+    pub clients: usize,
+    /// Messages per second published on the stream (each is delivered to every client).
+    #[arg(long, default_value_t = 10.0)]
+    pub rate: f64,
+    /// Size of each message's `data`, in bytes of JSON.
+    #[arg(long, default_value_t = 128)]
+    pub payload: usize,
+    /// Measured phase.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Messages flow but nothing is counted (connections settle, caches warm).
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+    /// Phase with no messages, to measure what each transport costs when nothing happens.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    pub idle: Duration,
+    /// Short-poll interval (the seed's chat polls every 500 ms).
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
+    /// How long the server holds a long poll when nothing happens.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub long_poll_timeout: Duration,
+    /// Server heartbeat (SSE keep-alive comment, WebSocket ping) for spawned servers.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub heartbeat: Duration,
+    /// Clients connected per second while ramping up.
+    #[arg(long, default_value_t = 1000.0)]
+    pub connect_rate: f64,
+    /// Transports to run, comma separated: short_poll,long_poll,sse,ws.
+    #[arg(long, value_delimiter = ',', default_value = "short_poll,long_poll,sse,ws")]
+    pub transports: Vec<Transport>,
+    /// A few seconds per transport (for CI and for trying things out): shortens warm-up,
+    /// duration, idle, long-poll timeout and heartbeat; keeps clients, rate and payload.
+    #[arg(long)]
+    pub quick: bool,
+}
+
+/// A validated workload. Serialized into `results.json` as the run's setup.
+#[derive(Debug, Clone, Serialize)]
+pub struct Workload {
+    /// Subscribers per transport.
+    pub clients: usize,
+    /// Messages per second on the stream.
+    pub rate_per_second: f64,
+    /// Bytes of `data` per message.
+    pub payload_bytes: usize,
+    /// Measured phase.
+    #[serde(serialize_with = "seconds")]
+    pub duration_seconds: Duration,
+    /// Unmeasured warm-up.
+    #[serde(serialize_with = "seconds")]
+    pub warmup_seconds: Duration,
+    /// Idle phase.
+    #[serde(serialize_with = "seconds")]
+    pub idle_seconds: Duration,
+    /// Short-poll interval.
+    #[serde(serialize_with = "seconds")]
+    pub poll_interval_seconds: Duration,
+    /// Long-poll hold time.
+    #[serde(serialize_with = "seconds")]
+    pub long_poll_timeout_seconds: Duration,
+    /// Server heartbeat.
+    #[serde(serialize_with = "seconds")]
+    pub heartbeat_seconds: Duration,
+    /// Connection ramp.
+    pub connect_rate_per_second: f64,
+    /// Transports, in run order.
+    pub transports: Vec<Transport>,
+    /// Whether `--quick` shortened the phases.
+    pub quick: bool,
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl WorkloadArgs {
+    /// Checks every value and applies `--quick`.
+    pub fn validate(&self) -> anyhow::Result<Workload> {
+        if self.clients == 0 {
+            bail!("--clients must be at least 1");
+        }
+        if !(self.rate.is_finite() && self.rate > 0.0 && self.rate <= 1_000_000.0) {
+            bail!("--rate must be a number of messages per second in (0, 1000000], got {}", self.rate);
+        }
+        if !(self.connect_rate.is_finite() && self.connect_rate > 0.0) {
+            bail!("--connect-rate must be a positive number of connections per second");
+        }
+        if self.payload < MIN_PAYLOAD || self.payload > 60 * 1024 {
+            bail!("--payload must be between {MIN_PAYLOAD} and 61440 bytes (the sequence number and intended time take {MIN_PAYLOAD})");
+        }
+        if self.duration.is_zero() {
+            bail!("--duration must be longer than zero");
+        }
+        if self.poll_interval < Duration::from_millis(1) {
+            bail!("--poll-interval must be at least 1ms");
+        }
+        if self.long_poll_timeout > Duration::from_secs(120) {
+            bail!("--long-poll-timeout may be at most 120s (the server's maximum)");
+        }
+        if self.heartbeat < Duration::from_millis(100) {
+            bail!("--heartbeat must be at least 100ms");
+        }
+        let mut transports = self.transports.clone();
+        transports.dedup();
+        if transports.is_empty() {
+            bail!("--transports needs at least one of short_poll,long_poll,sse,ws");
+        }
+        let (warmup, duration, idle, long_poll_timeout, heartbeat) = if self.quick {
+            let s = Duration::from_secs_f64;
+            (s(0.5), s(2.0), s(2.0), s(1.0), s(1.0))
+        } else {
+            (self.warmup, self.duration, self.idle, self.long_poll_timeout, self.heartbeat)
+        };
+        Ok(Workload {
+            clients: self.clients,
+            rate_per_second: self.rate,
+            payload_bytes: self.payload,
+            duration_seconds: duration,
+            warmup_seconds: warmup,
+            idle_seconds: idle,
+            poll_interval_seconds: self.poll_interval,
+            long_poll_timeout_seconds: long_poll_timeout,
+            heartbeat_seconds: heartbeat,
+            connect_rate_per_second: self.connect_rate,
+            transports,
+            quick: self.quick,
+        })
+    }
+}
+
+/// Smallest payload: `{"seq":…,"t_us":…,"pad":""}` with room for large numbers.
+pub const MIN_PAYLOAD: usize = 48;
+
+impl Workload {
+    /// Messages the publisher sends: warm-up plus measured phase, at the rate.
+    pub fn messages(&self) -> u64 {
+        ((self.warmup_seconds + self.duration_seconds).as_secs_f64() * self.rate_per_second).floor() as u64
+    }
+
+    /// When message `seq` is meant to be published, from the start of publishing.
+    pub fn intended_offset(&self, seq: u64) -> Duration {
+        Duration::from_secs_f64(seq as f64 / self.rate_per_second)
+    }
+}
