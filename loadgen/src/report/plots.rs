@@ -101,7 +101,8 @@ pub fn cost_per_message(results: &Results, path: &Path) -> anyhow::Result<()> {
             .margin(15)
             .x_label_area_size(35)
             .y_label_area_size(60)
-            .build_cartesian_2d((0..names.len()).into_segmented(), 0.0..top)
+            // plotters' integer ranges include their end: 0..n-1 is n bars.
+            .build_cartesian_2d((0..names.len().saturating_sub(1)).into_segmented(), 0.0..top)
             .map_err(draw_error)?;
         let labels = names.clone();
         chart
