@@ -121,7 +121,7 @@ async fn publishing_requires_the_token_when_one_is_set() {
     assert_eq!(ws_next(&mut reader).await.unwrap()["error"], "unauthorized");
     let mut writer = ws_connect(&server, "?token=s3cret").await;
     ws_send(&mut writer, json!({"type": "publish", "data": 3})).await;
-    assert_eq!(ws_next(&mut writer).await.unwrap(), json!({"type": "published", "id": 2}));
+    assert_eq!(ws_next(&mut writer).await.unwrap(), json!({"type": "published", "message_id": 2}));
 }
 
 #[tokio::test]

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, Method, Uri};
+use axum::http::{header, HeaderName, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tower_http::cors::{Any, CorsLayer};
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -72,6 +73,13 @@ pub fn app(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes(&state.config)))
+        // Any page may follow the stream (EventSource and fetch obey CORS; WebSocket does
+        // not). Publishing is still guarded by the token when one is set.
+        .layer(CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::POST]).allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static("last-event-id"),
+        ]))
         .layer(axum::middleware::map_response_with_state(state.clone(), count_rejections))
         .with_state(state)
 }

@@ -2,7 +2,8 @@
 //! one text frame carrying the message JSON, and the client may send frames back:
 //!
 //! - `{"type":"publish","data":...,"message_type"?:"chat"}` publishes to the stream (same rules
-//!   and token as `POST /publish`); the server answers `{"type":"published","id":N}`;
+//!   and token as `POST /publish`); the server answers `{"type":"published","message_id":N}` (no `id`: only
+//!   messages carry one, so a client can tell them from notices by that field);
 //! - `{"type":"ping"}` is answered with `{"type":"pong"}`;
 //! - anything else gets a `{"type":"error",...}` frame; the connection stays open.
 //!
@@ -205,7 +206,7 @@ impl WsSession {
                 match validate(Value::Object(frame), &self.app.config) {
                     Ok(message) => {
                         let ids = self.app.append(vec![message]);
-                        format!(r#"{{"type":"published","id":{}}}"#, ids[0])
+                        format!(r#"{{"type":"published","message_id":{}}}"#, ids[0])
                     }
                     Err(e) => error_frame(e),
                 }
