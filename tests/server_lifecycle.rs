@@ -105,3 +105,92 @@ async fn shutdown_is_prompt_and_tells_every_client() {
         .unwrap();
     assert!(started.elapsed() < Duration::from_secs(1), "shutdown took {:?}", started.elapsed());
 }
+
+#[tokio::test]
+async fn a_websocket_peer_that_misses_two_pings_is_closed() {
+    let config = pushlab_server::Config { heartbeat: Duration::from_millis(100), ..Default::default() };
+    let server = TestServer::with_config(config).await;
+    let mut ws = ws_connect(&server, "").await;
+    // Not reading means never answering the server's pings (tungstenite answers them
+    // while reading). After two missed heartbeats the server gives up on us.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut pings = 0;
+    let close = loop {
+        match tokio::time::timeout(Duration::from_secs(2), futures_util::StreamExt::next(&mut ws)).await {
+            Ok(Some(Ok(Message::Ping(_)))) => pings += 1,
+            Ok(Some(Ok(Message::Close(frame)))) => break frame.unwrap(),
+            other => panic!("expected pings then a close frame, got {other:?}"),
+        }
+    };
+    assert!(pings >= 2, "{pings} pings before the close");
+    assert_eq!(close.code, CloseCode::Policy);
+}
+
+#[tokio::test]
+async fn a_websocket_peer_that_answers_pings_stays_connected() {
+    let config = pushlab_server::Config { heartbeat: Duration::from_millis(100), ..Default::default() };
+    let server = TestServer::with_config(config).await;
+    let mut ws = ws_connect(&server, "?since=0").await;
+    // Reading answers pings; a message published after five heartbeats still arrives.
+    let reader = tokio::spawn(async move { ws_messages_until(&mut ws, 1).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    server.publish_numbers(0, 1).await;
+    assert_exactly(&reader.await.unwrap(), 1, 1);
+}
+
+#[tokio::test]
+async fn an_idle_sse_stream_gets_a_keep_alive_comment_every_heartbeat() {
+    let config = pushlab_server::Config { heartbeat: Duration::from_millis(100), ..Default::default() };
+    let server = TestServer::with_config(config).await;
+    let mut response = reqwest::get(server.url("/sse")).await.unwrap();
+    let mut body = String::new();
+    while body.matches(": keep-alive\n\n").count() < 2 {
+        let chunk =
+            tokio::time::timeout(Duration::from_secs(2), response.chunk()).await.unwrap().unwrap().unwrap();
+        body.push_str(std::str::from_utf8(&chunk).unwrap());
+    }
+    assert!(body.starts_with("retry: 1000\n\n"), "{body:?}");
+}
+
+/// A reader that stops reading while 40 MB are published must cost the server no more
+/// than its retention: when it reads again it gets what is retained and a gap notice for
+/// the rest — every message accounted for, none twice.
+#[tokio::test]
+async fn a_slow_reader_lags_its_cursor_and_is_told_what_it_missed() {
+    const PUBLISHED: u64 = 20_000;
+    let config = pushlab_server::Config { history: 100, ..Default::default() };
+    let server = TestServer::with_config(config).await;
+    let mut sse = SseClient::connect(&server, "?since=0", None).await;
+    let mut ws = ws_connect(&server, "?since=0").await;
+    let client = reqwest::Client::new();
+    let blob = "z".repeat(2_000);
+    for batch in 0..(PUBLISHED / 100) {
+        let messages: Vec<serde_json::Value> =
+            (0..100).map(|i| json!({"data": [batch * 100 + i, blob]})).collect();
+        client.post(server.url("/publish")).json(&messages).send().await.unwrap();
+    }
+
+    let mut sse_seen = Vec::new();
+    let mut sse_missed = 0;
+    while sse_seen.last() != Some(&PUBLISHED) {
+        let event = sse.next().await.expect("the stream goes on");
+        match event.event.as_str() {
+            "gap" => sse_missed += event.data["missed"].as_u64().unwrap(),
+            _ => sse_seen.push(event.data["id"].as_u64().unwrap()),
+        }
+    }
+    let mut ws_seen = Vec::new();
+    let mut ws_missed = 0;
+    while ws_seen.last() != Some(&PUBLISHED) {
+        let frame = ws_next(&mut ws).await.expect("the socket stays open");
+        match frame["id"].as_u64() {
+            Some(id) => ws_seen.push(id),
+            None => ws_missed += frame["missed"].as_u64().unwrap(),
+        }
+    }
+    for (name, seen, missed) in [("sse", &sse_seen, sse_missed), ("ws", &ws_seen, ws_missed)] {
+        assert!(missed > 0, "{name}: 40 MB cannot all sit in socket buffers; the reader must have lagged");
+        assert!(seen.windows(2).all(|w| w[0] < w[1]), "{name}: in order, no duplicates");
+        assert_eq!(seen.len() as u64 + missed, PUBLISHED, "{name}: received + missed = published");
+    }
+}

@@ -41,6 +41,9 @@ const WRITE_BUFFER: usize = 16 * 1024;
 /// Close codes from RFC 6455 §7.4.1.
 const CLOSE_GOING_AWAY: u16 = 1001;
 const CLOSE_POLICY: u16 = 1008;
+/// How long a closing server waits for the peer's Close frame. Short, because shutdown
+/// must finish within a second.
+const CLOSE_HANDSHAKE: Duration = Duration::from_millis(300);
 
 /// `GET /ws?since=ID&token=T`.
 pub async fn ws(
@@ -124,12 +127,21 @@ impl WsSession {
             }
         };
         if let End::Close(code, reason) = end {
+            // The closing handshake (RFC 6455 §7.1): send our Close, then read until the
+            // peer's Close comes back, so the peer can read ours before the TCP
+            // connection goes. Bounded, so a peer that stopped reading cannot hold
+            // shutdown.
             let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
-            // Best effort: the peer may already be gone. Bounded, so a peer that stopped
-            // reading cannot hold shutdown.
-            let _ =
-                tokio::time::timeout(Duration::from_millis(250), socket.send(Message::Close(Some(frame))))
-                    .await;
+            let handshake = async {
+                socket.send(Message::Close(Some(frame))).await?;
+                while let Some(message) = socket.recv().await {
+                    if let Message::Close(_) = message? {
+                        break;
+                    }
+                }
+                Ok::<(), axum::Error>(())
+            };
+            let _ = tokio::time::timeout(CLOSE_HANDSHAKE, handshake).await;
         }
     }
 
