@@ -28,6 +28,49 @@ enum Command {
     Load(LoadArgs),
     /// Print the comparison table of a saved run, and rewrite its reports.
     Report(ReportArgs),
+    /// Regression gate for CI: run a quick lab a few times, compare with a baseline,
+    /// exit 1 on a regression (0 when all checks pass, 2 on errors).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    workload: WorkloadArgs,
+    /// The baseline to compare with (or to write, with --update-baseline).
+    #[arg(long, default_value = "results/baseline.json")]
+    baseline: PathBuf,
+    /// Make the runs and write them as the new baseline instead of comparing.
+    #[arg(long)]
+    update_baseline: bool,
+    /// Runs to make; timing figures are compared on their median.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
+    /// Replace or add a check, e.g. `ws.latency.p99_ms=x3`, `traffic.bytes_per_message=+2%`
+    /// (all transports), `delivery.lost=0`.
+    #[arg(long = "threshold", value_name = "METRIC=LIMIT")]
+    thresholds: Vec<String>,
+    /// Fail when an absolute condition holds, e.g. "ws.latency.p99 > 5ms".
+    #[arg(long = "fail-if", value_name = "CONDITION")]
+    fail_if: Vec<String>,
+    /// Also write the verdicts as JUnit XML.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Compare saved results (results.json or a baseline file) instead of running.
+    #[arg(long, value_name = "FILE")]
+    current: Vec<PathBuf>,
+    /// Use the workload as given instead of shortening it with --quick.
+    #[arg(long)]
+    full: bool,
+    /// Measure a running server instead of spawning one per transport.
+    #[arg(long)]
+    target: Option<String>,
+    /// That server's process id, for its CPU and memory.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// Where the runs' files go [default: a temporary folder].
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +138,7 @@ impl Cli {
             Command::Lab(args) => lab(args, None, None).await,
             Command::Load(args) => lab(args.lab, Some(args.target), args.server_pid).await,
             Command::Report(args) => report(args).map(|()| 0),
+            Command::Bench(args) => bench(args).await,
         }
     }
 }
@@ -180,4 +224,39 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
         println!("wrote {}", out.display());
     }
     Ok(())
+}
+
+fn lab_options(
+    workload: &WorkloadArgs,
+    target: Option<String>,
+    server_pid: Option<u32>,
+    out: PathBuf,
+) -> anyhow::Result<LabOptions> {
+    Ok(LabOptions {
+        workload: workload.validate()?,
+        server_exe: std::env::current_exe().context("locating the pushlab binary")?,
+        target,
+        server_pid,
+        out,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        stall: None,
+    })
+}
+
+async fn bench(mut args: BenchArgs) -> anyhow::Result<i32> {
+    args.workload.quick |= !args.full;
+    let out = args
+        .out
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("pushlab-bench-{}", std::process::id())));
+    let options = pushlab_loadgen::bench::BenchOptions {
+        lab: lab_options(&args.workload, args.target, args.server_pid, out)?,
+        repeat: args.repeat,
+        baseline: args.baseline,
+        update_baseline: args.update_baseline,
+        current: args.current,
+        thresholds: args.thresholds,
+        fail_if: args.fail_if,
+        junit: args.junit,
+    };
+    pushlab_loadgen::bench::run(&options).await
 }

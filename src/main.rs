@@ -5,7 +5,11 @@ mod cli;
 
 use clap::Parser;
 
-fn main() -> anyhow::Result<()> {
+/// Exit code for errors (bad arguments, a run that could not be made); a regression
+/// found by `pushlab bench` is 1, success 0.
+const ERROR_EXIT: i32 = 2;
+
+fn main() {
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -13,7 +17,15 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Runtime::new()?;
-    let code = runtime.block_on(cli.run())?;
+    let code = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(cli.run()).unwrap_or_else(|error| {
+            eprintln!("error: {error:#}");
+            ERROR_EXIT
+        }),
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            ERROR_EXIT
+        }
+    };
     std::process::exit(code)
 }

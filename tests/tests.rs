@@ -3,6 +3,7 @@
 
 mod util;
 
+mod bench_gate;
 mod loadgen_measurement;
 mod server_delivery;
 mod server_errors;

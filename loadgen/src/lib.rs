@@ -20,7 +20,9 @@
 //! - [`lab`]: every transport in turn, each against a fresh server; writes the reports.
 //! - [`results`]: the `results.json` data model; [`report`]: table, CSV, plots.
 
+pub mod bench;
 pub mod client;
+pub mod gate;
 pub mod lab;
 pub mod process;
 pub mod publisher;

@@ -3,6 +3,7 @@
 //! [`Results`](crate::results::Results); none measures anything.
 
 pub mod csv;
+pub mod gate;
 pub mod plots;
 pub mod table;
 

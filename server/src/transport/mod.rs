@@ -83,7 +83,7 @@ impl std::str::FromStr for Transport {
 ///
 /// The messages are the log's pre-encoded JSON, joined with commas: building a response
 /// copies bytes but never serializes a message again.
-pub(crate) fn poll_response(read: &Read, metrics: &TransportMetrics) -> Response {
+pub fn poll_body(read: &Read) -> Bytes {
     let size: usize = read.entries.iter().map(|e| e.json.len() + 1).sum();
     let mut body = BytesMut::with_capacity(size + 64);
     body.put_slice(b"{\"messages\":[");
@@ -96,14 +96,22 @@ pub(crate) fn poll_response(read: &Read, metrics: &TransportMetrics) -> Response
     body.put_slice(format!("],\"last_id\":{}", read.last_id).as_bytes());
     if read.missed > 0 {
         body.put_slice(format!(",\"missed\":{}", read.missed).as_bytes());
-        metrics.gaps.inc();
     }
     if read.reset {
         body.put_slice(b",\"reset\":true");
     }
     body.put_u8(b'}');
+    body.freeze()
+}
+
+/// [`poll_body`] as a response, counted.
+pub(crate) fn poll_response(read: &Read, metrics: &TransportMetrics) -> Response {
+    let body = poll_body(read);
+    if read.missed > 0 {
+        metrics.gaps.inc();
+    }
     metrics.bytes_sent.inc_by(body.len() as u64);
-    json_response(body.freeze())
+    json_response(body)
 }
 
 fn json_response(body: Bytes) -> Response {

@@ -1,0 +1,139 @@
+//! `pushlab bench`: run a quick lab a few times, compare with a baseline, and exit
+//! non-zero on a regression. See `docs/ci.md`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+
+use crate::gate::{self, Condition};
+use crate::lab::{self, LabOptions};
+use crate::report;
+use crate::results::Results;
+
+/// Exit code when every check passed.
+pub const PASSED: i32 = 0;
+/// Exit code when a metric regressed.
+pub const REGRESSED: i32 = 1;
+
+/// A baseline: the runs it was made from, so medians and spreads can be recomputed.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Baseline {
+    /// Format version.
+    pub baseline_version: u32,
+    /// The command that made it.
+    pub command: String,
+    /// The runs.
+    pub runs: Vec<Results>,
+}
+
+/// What `pushlab bench` was asked to do.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// The lab to run (its `out` is the folder for the runs' files).
+    pub lab: LabOptions,
+    /// Runs to make; timing figures are compared on their median.
+    pub repeat: usize,
+    /// The baseline file.
+    pub baseline: PathBuf,
+    /// Write the baseline from this run instead of comparing.
+    pub update_baseline: bool,
+    /// Compare these saved results (results.json or a baseline file) instead of running.
+    pub current: Vec<PathBuf>,
+    /// `--threshold METRIC=LIMIT`.
+    pub thresholds: Vec<String>,
+    /// `--fail-if "METRIC OP VALUE"`.
+    pub fail_if: Vec<String>,
+    /// Write JUnit XML here.
+    pub junit: Option<PathBuf>,
+}
+
+/// Runs the gate; returns the exit code ([`PASSED`] or [`REGRESSED`]). Errors (a missing
+/// baseline, a bad threshold, a run that failed) are `Err`.
+pub async fn run(options: &BenchOptions) -> anyhow::Result<i32> {
+    let runs = if options.current.is_empty() { measure(options).await? } else { load_all(&options.current)? };
+    if options.update_baseline {
+        let baseline = Baseline { baseline_version: 1, command: options.lab.command.clone(), runs };
+        std::fs::write(&options.baseline, serde_json::to_string_pretty(&baseline)? + "\n")
+            .with_context(|| format!("writing {}", options.baseline.display()))?;
+        println!("wrote the baseline {} ({} runs)", options.baseline.display(), baseline.runs.len());
+        return Ok(PASSED);
+    }
+    let baseline = load(&options.baseline).with_context(|| {
+        format!(
+            "no usable baseline at {}; make one with `pushlab bench --update-baseline`",
+            options.baseline.display()
+        )
+    })?;
+    let (then, now) = (&baseline[0].setup.workload, &runs[0].setup.workload);
+    if then != now {
+        bail!(
+            "the baseline was made with a different workload; compare like with like.\n  baseline: {then}\n  now:      {now}"
+        );
+    }
+    let transports: Vec<_> = runs[0].transports.iter().map(|t| t.transport).collect();
+    let (base_stats, now_stats) = (gate::stats(&baseline), gate::stats(&runs));
+    let mut checks = gate::default_checks(&transports);
+    for spec in &options.thresholds {
+        gate::apply_threshold(&mut checks, spec, &now_stats, &transports)?;
+    }
+    let conditions = options
+        .fail_if
+        .iter()
+        .map(|text| Condition::parse(text, &now_stats, &transports))
+        .collect::<anyhow::Result<Vec<_>>>()?
+        .concat();
+    let outcomes = gate::evaluate(&base_stats, &now_stats, &checks, &conditions);
+
+    print!("{}", report::gate::terminal(&outcomes, runs.len()));
+    if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .context("$GITHUB_STEP_SUMMARY")?;
+        file.write_all(report::gate::markdown(&outcomes, runs.len()).as_bytes())?;
+    }
+    if let Some(path) = &options.junit {
+        std::fs::write(path, report::gate::junit(&outcomes))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let regressed = outcomes.iter().any(|o| o.verdict == gate::Verdict::Fail);
+    Ok(if regressed { REGRESSED } else { PASSED })
+}
+
+async fn measure(options: &BenchOptions) -> anyhow::Result<Vec<Results>> {
+    let mut runs = Vec::new();
+    for i in 1..=options.repeat.max(1) {
+        eprintln!("pushlab bench: run {i} of {}", options.repeat.max(1));
+        let mut lab = options.lab.clone();
+        lab.out = options.lab.out.join(format!("run-{i}"));
+        runs.push(lab::run(&lab).await?);
+    }
+    Ok(runs)
+}
+
+fn load_all(paths: &[PathBuf]) -> anyhow::Result<Vec<Results>> {
+    let mut runs = Vec::new();
+    for path in paths {
+        runs.extend(load(path)?);
+    }
+    Ok(runs)
+}
+
+/// Reads a baseline file or a single `results.json`.
+pub fn load(path: &Path) -> anyhow::Result<Vec<Results>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    let runs = if value.get("runs").is_some() {
+        serde_json::from_value::<Baseline>(value)?.runs
+    } else {
+        vec![serde_json::from_value::<Results>(value)?]
+    };
+    if runs.is_empty() {
+        bail!("{} holds no runs", path.display());
+    }
+    Ok(runs)
+}
