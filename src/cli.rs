@@ -189,27 +189,34 @@ async fn shutdown_signal() {
 /// Runs the lab (or a load against `target`), prints the table, and returns 1 when any
 /// message was lost or duplicated.
 async fn lab(args: LabArgs, target: Option<String>, server_pid: Option<u32>) -> anyhow::Result<i32> {
-    let workload = args.workload.validate()?;
     let out = args.out.unwrap_or_else(|| {
         pushlab_loadgen::lab::default_out_dir(std::path::Path::new("results"), &args.name)
     });
-    let options = LabOptions {
-        workload,
-        server_exe: std::env::current_exe().context("locating the pushlab binary")?,
-        target,
-        server_pid,
-        out: out.clone(),
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        stall: None,
+    let workloads = args.workload.validate_all()?;
+    let options = lab_options(workloads[0].clone(), target, server_pid, out.clone())?;
+    let runs = if workloads.len() == 1 {
+        vec![pushlab_loadgen::lab::run(&options).await?]
+    } else {
+        pushlab_loadgen::lab::run_conditions(&options, workloads).await?
     };
-    let results = pushlab_loadgen::lab::run(&options).await?;
-    println!();
-    print!("{}", pushlab_loadgen::report::table::terminal(&results));
-    for warning in &results.warnings {
-        println!("warning: {warning}");
+    for results in &runs {
+        println!();
+        if runs.len() > 1 {
+            println!("== {}", pushlab_loadgen::report::table::condition_name(results));
+        }
+        print!("{}", pushlab_loadgen::report::table::terminal(results));
+        for warning in &results.warnings {
+            println!("warning: {warning}");
+        }
     }
-    println!("\nwrote {}/results.json, summary.md, summary.csv, latency.svg, cost.svg", out.display());
-    let faulty = results.transports.iter().any(|t| t.delivery.lost > 0 || t.delivery.duplicated > 0);
+    if runs.len() > 1 {
+        println!("\n== across network conditions\n{}", pushlab_loadgen::report::table::conditions(&runs));
+        println!("wrote {}/summary.md and a folder per condition", out.display());
+    } else {
+        println!("\nwrote {}/results.json, summary.md, summary.csv, latency.svg, cost.svg", out.display());
+    }
+    let faulty =
+        runs.iter().flat_map(|r| &r.transports).any(|t| t.delivery.lost > 0 || t.delivery.duplicated > 0);
     Ok(if faulty { 1 } else { 0 })
 }
 
@@ -227,13 +234,13 @@ fn report(args: ReportArgs) -> anyhow::Result<()> {
 }
 
 fn lab_options(
-    workload: &WorkloadArgs,
+    workload: pushlab_loadgen::Workload,
     target: Option<String>,
     server_pid: Option<u32>,
     out: PathBuf,
 ) -> anyhow::Result<LabOptions> {
     Ok(LabOptions {
-        workload: workload.validate()?,
+        workload,
         server_exe: std::env::current_exe().context("locating the pushlab binary")?,
         target,
         server_pid,
@@ -249,7 +256,7 @@ async fn bench(mut args: BenchArgs) -> anyhow::Result<i32> {
         .out
         .unwrap_or_else(|| std::env::temp_dir().join(format!("pushlab-bench-{}", std::process::id())));
     let options = pushlab_loadgen::bench::BenchOptions {
-        lab: lab_options(&args.workload, args.target, args.server_pid, out)?,
+        lab: lab_options(args.workload.validate()?, args.target, args.server_pid, out)?,
         repeat: args.repeat,
         baseline: args.baseline,
         update_baseline: args.update_baseline,

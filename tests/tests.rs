@@ -5,6 +5,7 @@ mod util;
 
 mod bench_gate;
 mod loadgen_measurement;
+mod network;
 mod server_delivery;
 mod server_errors;
 mod server_lifecycle;

@@ -289,6 +289,7 @@ pub fn session(addr: SocketAddr, poll_interval: Duration) -> pushlab_loadgen::cl
             poll_interval,
             poll_offset: Duration::ZERO,
             long_poll_timeout: Duration::from_secs(30),
+            keepalive: true,
         },
         live: Default::default(),
         recorder: Recorder::new(Default::default()),

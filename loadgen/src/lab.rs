@@ -94,6 +94,29 @@ pub async fn run(options: &LabOptions) -> anyhow::Result<Results> {
     Ok(results)
 }
 
+/// Runs the lab once per workload (network condition), each into its own folder under
+/// `options.out`, and writes a `summary.md` comparing the conditions.
+pub async fn run_conditions(options: &LabOptions, workloads: Vec<Workload>) -> anyhow::Result<Vec<Results>> {
+    let mut runs = Vec::new();
+    for workload in workloads {
+        let rtt = workload.network.rtt;
+        eprintln!("\n== network: {} ms round trip", rtt.as_secs_f64() * 1e3);
+        let mut condition = options.clone();
+        condition.workload = workload;
+        condition.out = options.out.join(format!("rtt-{}ms", rtt.as_secs_f64() * 1e3));
+        runs.push(run(&condition).await?);
+    }
+    let mut summary = String::from("# pushlab results across network conditions\n\n");
+    summary += &format!(
+        "Command: `{}`\n\nEach condition's full results are in its folder.\n\n```\n",
+        options.command
+    );
+    summary += &report::table::conditions(&runs);
+    summary += "```\n";
+    std::fs::write(options.out.join("summary.md"), summary)?;
+    Ok(runs)
+}
+
 /// `host:port`, `http://host:port` or `http://host:port/`.
 fn parse_target(target: &str) -> anyhow::Result<Target> {
     let hostport = target.trim_start_matches("http://").trim_end_matches('/');

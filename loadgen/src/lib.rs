@@ -24,6 +24,7 @@ pub mod bench;
 pub mod client;
 pub mod gate;
 pub mod lab;
+pub mod network;
 pub mod process;
 pub mod publisher;
 pub mod record;

@@ -48,27 +48,53 @@ pub async fn publish(
     let client = reqwest::Client::builder().tcp_nodelay(true).build()?;
     let url = format!("{base_url}/publish");
     let total = workload.messages();
-    let mut report = PublishReport::default();
-    let mut seq = 0u64;
-    while seq < total {
-        let intended_us = |seq: u64| start_us + workload.intended_offset(seq).as_micros() as u64;
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = tokio::time::sleep_until(epoch + Duration::from_micros(intended_us(seq))) => {}
-        }
-        // Everything that is due now goes in one request.
-        let now_us = epoch.elapsed().as_micros() as u64;
-        report.max_lag_us = report.max_lag_us.max(now_us.saturating_sub(intended_us(seq)));
-        let mut batch = Vec::new();
-        loop {
-            let data = probe_data(seq, intended_us(seq), workload.payload_bytes);
-            batch.push(format!(r#"{{"data":{data}}}"#));
-            seq += 1;
-            if seq >= total || batch.len() >= MAX_BATCH || intended_us(seq) > now_us {
-                break;
+    let intended_us = |seq: u64| start_us + workload.intended_offset(seq).as_micros() as u64;
+    // The schedule is kept by a thread of its own. tokio's timer wheel has a resolution
+    // of 1 ms and rounds up, so a task sleeping until each intended time would publish
+    // every message up to a millisecond late: our lateness, counted against the
+    // transport. `std::thread::sleep` wakes within about 0.1 ms on Linux.
+    let (due, mut due_rx) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let schedule: Vec<Duration> = (0..total).map(|seq| Duration::from_micros(intended_us(seq))).collect();
+    let epoch_std = epoch.into_std();
+    // Not joined: it ends by itself after the last message, or at its next wake-up once
+    // this function has returned and `due_rx` is gone.
+    std::thread::Builder::new().name("pushlab-schedule".into()).spawn(move || {
+        for (seq, at) in schedule.into_iter().enumerate() {
+            if let Some(wait) = (epoch_std + at).checked_duration_since(std::time::Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            if due.send(seq as u64).is_err() {
+                return;
             }
         }
-        let body = format!("[{}]", batch.join(","));
+    })?;
+
+    let mut report = PublishReport::default();
+    loop {
+        let first = tokio::select! {
+            _ = stop.cancelled() => break,
+            seq = due_rx.recv() => match seq {
+                Some(seq) => seq,
+                None => break,
+            },
+        };
+        let now_us = epoch.elapsed().as_micros() as u64;
+        report.max_lag_us = report.max_lag_us.max(now_us.saturating_sub(intended_us(first)));
+        // Everything that is due by now goes in one request.
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match due_rx.try_recv() {
+                Ok(seq) => batch.push(seq),
+                Err(_) => break,
+            }
+        }
+        let items: Vec<String> = batch
+            .iter()
+            .map(|&seq| {
+                format!(r#"{{"data":{}}}"#, probe_data(seq, intended_us(seq), workload.payload_bytes))
+            })
+            .collect();
+        let body = format!("[{}]", items.join(","));
         // A failed request is retried with the same messages and intended times: the
         // retry delay becomes latency, as it would for a real event source.
         let mut attempts = 0;
@@ -94,8 +120,9 @@ pub async fn publish(
         }
         report.batches += 1;
         report.published += batch.len() as u64;
+        let last = batch[batch.len() - 1];
         if let Some((after, pause)) = stall {
-            if seq > after && seq - batch.len() as u64 <= after {
+            if first <= after && last >= after {
                 tokio::time::sleep(pause).await;
             }
         }

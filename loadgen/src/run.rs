@@ -21,6 +21,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::client::{ClientSettings, Session, Target};
+use crate::network::Emulator;
 use crate::process::ProcSample;
 use crate::publisher::{self, PublishReport};
 use crate::record::{new_histogram, Live, LiveSnapshot, Recorder, Window};
@@ -69,6 +70,20 @@ impl Plan {
         let w = &self.workload;
         let epoch = Instant::now();
         let start_id = current_last_id(&self.base_url()).await?;
+        // Subscribers reach the server through the emulated network, when there is one;
+        // the publisher (the event source beside the server) does not.
+        let emulator = match w.network.is_direct() {
+            true => None,
+            false => Some(
+                Emulator::start(self.target.addr, w.network)
+                    .await
+                    .context("starting the network emulator")?,
+            ),
+        };
+        let subscriber_target = match &emulator {
+            Some(emulator) => Target { addr: emulator.addr(), host: self.target.host.clone() },
+            None => self.target.clone(),
+        };
         let server_before = self.server_pid.and_then(|pid| ProcSample::read(pid).ok());
 
         // Ramp: connect the clients at the connect rate.
@@ -83,11 +98,12 @@ impl Plan {
             let live = Arc::new(Live::default());
             lives.push(live.clone());
             let session = Session {
-                target: self.target.clone(),
+                target: subscriber_target.clone(),
                 settings: ClientSettings {
                     poll_interval: w.poll_interval_seconds,
                     poll_offset: w.poll_interval_seconds.mul_f64(i as f64 / w.clients as f64),
                     long_poll_timeout: w.long_poll_timeout_seconds,
+                    keepalive: w.keepalive,
                 },
                 live,
                 recorder: Recorder::new(window.clone()),
@@ -139,7 +155,8 @@ impl Plan {
             recorders.push(session.context("client task")?.recorder);
         }
         bar.set_message("upstream");
-        let upstream = upstream::measure(self.transport, &self.target, epoch).await?;
+        let upstream = upstream::measure(self.transport, &subscriber_target, epoch).await?;
+        drop(emulator);
         bar.finish_and_clear();
 
         let measured = measured_to.live.since(&measured_from.live);

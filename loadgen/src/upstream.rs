@@ -31,6 +31,7 @@ pub async fn measure(transport: Transport, target: &Target, epoch: Instant) -> a
             poll_interval: Default::default(),
             poll_offset: Default::default(),
             long_poll_timeout: Default::default(),
+            keepalive: true,
         },
         live: Arc::new(Live::default()),
         recorder: Recorder::new(Default::default()),

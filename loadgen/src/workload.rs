@@ -10,6 +10,8 @@ use clap::Args;
 use pushlab_server::Transport;
 use serde::Serialize;
 
+use crate::network::Network;
+
 /// Flags shared by `pushlab lab` and `pushlab load`. The defaults reproduce the chat
 /// scenario of the seed documents: clients that poll every 500 ms, small messages.
 #[derive(Debug, Clone, Args)]
@@ -44,6 +46,24 @@ pub struct WorkloadArgs {
     /// Clients connected per second while ramping up.
     #[arg(long, default_value_t = 1000.0)]
     pub connect_rate: f64,
+    /// Round-trip time between each subscriber and the server, emulated in process;
+    /// a list (`0ms,50ms,150ms`) runs the whole comparison once per value.
+    #[arg(long, value_delimiter = ',', default_value = "0ms", value_parser = humantime::parse_duration)]
+    pub rtt: Vec<Duration>,
+    /// Extra random delay per direction (uniform in [0, JITTER]); never reorders bytes.
+    #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
+    pub jitter: Duration,
+    /// Link rate per subscriber, each direction: e.g. 10mbit, 512kbit, 1MB/s.
+    #[arg(long, value_parser = crate::network::parse_bandwidth)]
+    pub bandwidth: Option<u64>,
+    /// Packet loss in percent. Needs Linux `tc netem` in a network namespace (root);
+    /// pushlab says so when it cannot run.
+    #[arg(long)]
+    pub loss: Option<f64>,
+    /// Pollers open a new TCP connection for every request (no HTTP keep-alive), so the
+    /// handshake's round trip shows under --rtt.
+    #[arg(long)]
+    pub no_keepalive: bool,
     /// Transports to run, comma separated: short_poll,long_poll,sse,ws.
     #[arg(long, value_delimiter = ',', default_value = "short_poll,long_poll,sse,ws")]
     pub transports: Vec<Transport>,
@@ -84,6 +104,10 @@ pub struct Workload {
     pub connect_rate_per_second: f64,
     /// Transports, in run order.
     pub transports: Vec<Transport>,
+    /// The emulated network between subscribers and server.
+    pub network: Network,
+    /// Whether pollers keep their connection alive between requests.
+    pub keepalive: bool,
     /// Whether `--quick` shortened the phases.
     pub quick: bool,
 }
@@ -93,8 +117,33 @@ fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
 }
 
 impl WorkloadArgs {
-    /// Checks every value and applies `--quick`.
+    /// Checks every value and applies `--quick`: one workload. Several `--rtt` values
+    /// are for [`WorkloadArgs::validate_all`].
     pub fn validate(&self) -> anyhow::Result<Workload> {
+        let mut all = self.validate_all()?;
+        if all.len() > 1 {
+            bail!("this command takes one --rtt value, not a list");
+        }
+        Ok(all.remove(0))
+    }
+
+    /// One validated workload per `--rtt` value, in the order given.
+    pub fn validate_all(&self) -> anyhow::Result<Vec<Workload>> {
+        if let Some(loss) = self.loss {
+            bail!("{}", crate::network::loss_unavailable(loss));
+        }
+        if self.rtt.is_empty() {
+            bail!("--rtt needs at least one value, e.g. 0ms");
+        }
+        let one = self.validate_one()?;
+        Ok(self
+            .rtt
+            .iter()
+            .map(|&rtt| Workload { network: Network { rtt, ..one.network }, ..one.clone() })
+            .collect())
+    }
+
+    fn validate_one(&self) -> anyhow::Result<Workload> {
         if self.clients == 0 {
             bail!("--clients must be at least 1");
         }
@@ -142,6 +191,12 @@ impl WorkloadArgs {
             heartbeat_seconds: heartbeat,
             connect_rate_per_second: self.connect_rate,
             transports,
+            network: Network {
+                rtt: Duration::ZERO,
+                jitter: self.jitter,
+                bandwidth_bytes_per_second: self.bandwidth,
+            },
+            keepalive: !self.no_keepalive,
             quick: self.quick,
         })
     }

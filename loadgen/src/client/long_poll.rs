@@ -9,6 +9,9 @@ pub async fn run(session: &mut Session) -> Result<(), ClientError> {
     let mut connection = HttpConnection::open(session).await?;
     let timeout = session.settings.long_poll_timeout.as_secs_f64();
     loop {
+        if !session.settings.keepalive {
+            connection = HttpConnection::open(session).await?;
+        }
         let path = format!("/long-poll?since={}&timeout={timeout}", session.cursor);
         let body = tokio::select! {
             _ = session.stop.cancelled() => return Err(ClientError::Stopped),

@@ -57,6 +57,9 @@ pub struct ClientSettings {
     pub poll_offset: Duration,
     /// Long-poll hold time asked of the server.
     pub long_poll_timeout: Duration,
+    /// Pollers reuse one connection (HTTP keep-alive, as browsers do) when true; open a
+    /// new one per request when false.
+    pub keepalive: bool,
 }
 
 /// One subscriber's connection to the measurement: its cursor and where its events go.

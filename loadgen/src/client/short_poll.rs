@@ -19,6 +19,9 @@ pub async fn run(session: &mut Session) -> Result<(), ClientError> {
             _ = session.stop.cancelled() => return Err(ClientError::Stopped),
             _ = schedule.tick() => {}
         }
+        if !session.settings.keepalive {
+            connection = HttpConnection::open(session).await?;
+        }
         let path = format!("/poll?since={}", session.cursor);
         let body = tokio::select! {
             _ = session.stop.cancelled() => return Err(ClientError::Stopped),

@@ -277,3 +277,51 @@ pub fn markdown(results: &Results) -> String {
     }
     out
 }
+
+/// Condition name of a run, for folders and headers: `rtt-50ms`.
+pub fn condition_name(results: &Results) -> String {
+    let rtt = results.setup.workload["network"]["rtt_ms"].as_f64().unwrap_or(0.0);
+    format!("rtt-{rtt}ms")
+}
+
+/// The comparison across network conditions (one run per `--rtt` value): each
+/// transport's latency and wire cost per condition, and long polling in units of one
+/// network transit (RFC 6202 §2.2: about one on average, up to three at worst).
+pub fn conditions(runs: &[Results]) -> String {
+    let mut headers = vec!["transport".to_string()];
+    headers.extend(runs.iter().map(condition_name));
+    let mut lines = vec![headers];
+    let transports: Vec<Transport> =
+        runs.first().map(|r| r.transports.iter().map(|t| t.transport).collect()).unwrap_or_default();
+    for transport in &transports {
+        let cells = |label: &str, f: &dyn Fn(&TransportResult) -> String| {
+            let mut line = vec![format!("{transport} {label}")];
+            line.extend(runs.iter().map(|r| r.transport(*transport).map_or("-".into(), f)));
+            line
+        };
+        lines.push(cells("p50 / p99", &|t| format!("{} / {}", ms(t.latency.p50_ms), ms(t.latency.p99_ms))));
+        lines.push(cells("bytes/message", &|t| bytes(t.traffic.bytes_per_message)));
+    }
+    if transports.contains(&Transport::LongPoll) {
+        let mut line = vec!["long_poll in transits (mean, max)".to_string()];
+        line.extend(runs.iter().map(|r| {
+            let transit = r.setup.workload["network"]["rtt_ms"].as_f64().unwrap_or(0.0) / 2.0;
+            match (r.transport(Transport::LongPoll), transit > 0.0) {
+                (Some(t), true) => {
+                    format!("{:.2} / {:.2}", t.latency.mean_ms / transit, t.latency.max_ms / transit)
+                }
+                _ => "-".into(),
+            }
+        }));
+        lines.push(line);
+    }
+    let widths: Vec<usize> =
+        (0..lines[0].len()).map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
+    lines
+        .iter()
+        .map(|l| {
+            let text = l.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ");
+            text.trim_end().to_string() + "\n"
+        })
+        .collect()
+}
