@@ -154,3 +154,28 @@ async fn subscribers_over_the_limit_get_503_before_any_upgrade() {
     assert_eq!(ws_next(&mut ws).await.unwrap()["id"], 1);
     drop(sse);
 }
+
+#[tokio::test]
+async fn cors_headers_go_only_to_browsers_cross_origin_requests() {
+    let server = TestServer::start().await;
+    let client = reqwest::Client::new();
+    // The lab's clients send no Origin: not one byte of CORS on their polls.
+    let plain = client.get(server.url("/poll")).send().await.unwrap();
+    assert!(plain.headers().get("access-control-allow-origin").is_none());
+    assert!(plain.headers().get("vary").is_none());
+    // A page on another origin may read the stream…
+    let cross = client.get(server.url("/poll")).header("Origin", "http://example.test").send().await.unwrap();
+    assert_eq!(cross.headers()["access-control-allow-origin"], "*");
+    // …and publish with JSON after a preflight.
+    let preflight = client
+        .request(reqwest::Method::OPTIONS, server.url("/publish"))
+        .header("Origin", "http://example.test")
+        .header("Access-Control-Request-Method", "POST")
+        .header("Access-Control-Request-Headers", "content-type")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status(), 204);
+    assert!(preflight.headers()["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+    assert!(preflight.headers()["access-control-allow-headers"].to_str().unwrap().contains("content-type"));
+}

@@ -5,15 +5,16 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::Request;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderName, Method, Uri};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tower_http::cors::{Any, CorsLayer};
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -73,13 +74,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes(&state.config)))
-        // Any page may follow the stream (EventSource and fetch obey CORS; WebSocket does
-        // not). Publishing is still guarded by the token when one is set.
-        .layer(CorsLayer::new().allow_origin(Any).allow_methods([Method::GET, Method::POST]).allow_headers([
-            header::CONTENT_TYPE,
-            header::AUTHORIZATION,
-            HeaderName::from_static("last-event-id"),
-        ]))
+        .layer(axum::middleware::from_fn(cors))
         .layer(axum::middleware::map_response_with_state(state.clone(), count_rejections))
         .with_state(state)
 }
@@ -104,6 +99,37 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     let mut error = ApiError::method_not_allowed(allowed);
     error.message = format!("{method} {}: {}", uri.path(), error.message);
     error
+}
+
+/// Lets any page follow the stream and publish (EventSource and fetch obey CORS;
+/// WebSocket does not; the publish token still applies).
+///
+/// Hand-written rather than tower-http's `CorsLayer`, which adds `vary` and
+/// `access-control-allow-origin` to *every* response — about 110 bytes that the lab would
+/// charge to each poll. Here only requests that carry an `Origin` (browsers' cross-origin
+/// requests) get the headers, and preflights are answered directly.
+async fn cors(request: Request, next: Next) -> Response {
+    if !request.headers().contains_key(header::ORIGIN) {
+        return next.run(request).await;
+    }
+    let allow_any = (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    let preflight = request.method() == Method::OPTIONS
+        && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if preflight {
+        let headers = [
+            allow_any,
+            (header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST")),
+            (
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                HeaderValue::from_static("content-type, authorization, last-event-id"),
+            ),
+            (header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400")),
+        ];
+        return (StatusCode::NO_CONTENT, headers).into_response();
+    }
+    let mut response = next.run(request).await;
+    response.headers_mut().insert(allow_any.0, allow_any.1);
+    response
 }
 
 async fn count_rejections(State(app): State<Arc<AppState>>, response: Response) -> Response {
