@@ -161,15 +161,7 @@ async fn concurrent_publishers_get_unique_gap_free_ids() {
         tokio::spawn(async move {
             let mut ids = Vec::new();
             for i in 0..100 {
-                let body: serde_json::Value = client
-                    .post(&url)
-                    .json(&json!({"data": [p, i]}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let body = json_of(client.post(&url).json(&json!({"data": [p, i]}))).await;
                 ids.push(body["id"].as_u64().unwrap());
             }
             ids

@@ -81,6 +81,11 @@ impl Drop for TestServer {
     }
 }
 
+/// Sends `request` and reads its JSON body.
+pub async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// Polls `path` (`/poll` or `/long-poll`) from `since` until `last` arrives; returns
 /// every message body received, in order.
 pub async fn poll_until(server: &TestServer, path: &str, since: u64, last: u64) -> Vec<Value> {
@@ -88,14 +93,7 @@ pub async fn poll_until(server: &TestServer, path: &str, since: u64, last: u64) 
     let mut cursor = since;
     let mut messages = Vec::new();
     while cursor < last {
-        let body: Value = client
-            .get(server.url(&format!("{path}?since={cursor}&timeout=5")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = json_of(client.get(server.url(&format!("{path}?since={cursor}&timeout=5")))).await;
         for message in body["messages"].as_array().unwrap() {
             cursor = message["id"].as_u64().unwrap();
             messages.push(message.clone());
@@ -226,9 +224,8 @@ pub struct CountingRelay {
 
 impl CountingRelay {
     pub async fn start(upstream: SocketAddr) -> CountingRelay {
-        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::atomic::AtomicU64;
         use std::sync::Arc;
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let to_server = Arc::new(AtomicU64::new(0));
@@ -240,27 +237,10 @@ impl CountingRelay {
                 let server = tokio::net::TcpStream::connect(upstream).await.unwrap();
                 client.set_nodelay(true).unwrap();
                 server.set_nodelay(true).unwrap();
-                let (mut client_read, mut client_write) = client.into_split();
-                let (mut server_read, mut server_write) = server.into_split();
-                let (up, down) = (up.clone(), down.clone());
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    while let Ok(n) = client_read.read(&mut buf).await {
-                        if n == 0 || server_write.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                        up.fetch_add(n as u64, Ordering::SeqCst);
-                    }
-                });
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 64 * 1024];
-                    while let Ok(n) = server_read.read(&mut buf).await {
-                        if n == 0 || client_write.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                        down.fetch_add(n as u64, Ordering::SeqCst);
-                    }
-                });
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(pump(client_read, server_write, up.clone()));
+                tokio::spawn(pump(server_read, client_write, down.clone()));
             }
         });
         CountingRelay { addr, to_server, to_client, task }
@@ -276,6 +256,22 @@ impl CountingRelay {
 impl Drop for CountingRelay {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// Copies `from` to `to`, adding each forwarded chunk to `count`.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 64 * 1024];
+    while let Ok(n) = from.read(&mut buf).await {
+        if n == 0 || to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+        count.fetch_add(n as u64, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
