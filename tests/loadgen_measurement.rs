@@ -186,3 +186,39 @@ fn a_quick_lab_writes_the_table_and_results_that_match_the_schema() {
     assert_eq!(csv.lines().count(), 5, "a header and four transports");
     let _ = std::fs::remove_dir_all(out);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_measures_a_server_that_is_already_running() {
+    // Someone else's server, with someone else's messages already in the stream.
+    let server = TestServer::start().await;
+    server.publish_numbers(0, 3).await;
+    let out = std::env::temp_dir().join(format!("pushlab-load-{}", std::process::id()));
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_pushlab"))
+        .args([
+            "load",
+            "--target",
+            &server.url(""),
+            "--quick",
+            "--clients",
+            "5",
+            "--transports",
+            "sse,ws",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    assert_eq!(results["setup"]["target"], server.url(""));
+    for t in results["transports"].as_array().unwrap() {
+        // Only this run's messages count; the three that were there before are not ours.
+        assert_eq!(t["delivery"]["lost"], 0);
+        assert_eq!(t["delivery"]["delivered"], t["delivery"]["expected"]);
+        // No process id given: no server CPU or memory, rather than a wrong one.
+        assert!(t["server"].is_null());
+    }
+    let _ = std::fs::remove_dir_all(out);
+}

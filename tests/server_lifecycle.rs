@@ -194,3 +194,37 @@ async fn a_slow_reader_lags_its_cursor_and_is_told_what_it_missed() {
         assert_eq!(seen.len() as u64 + missed, PUBLISHED, "{name}: received + missed = published");
     }
 }
+
+#[tokio::test]
+async fn the_binary_stops_on_sigterm_within_a_second_and_exits_0() {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_pushlab"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap();
+    let addr = first.split("http://").nth(1).unwrap().split_whitespace().next().unwrap().to_string();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws")).await.unwrap();
+    let sse = reqwest::get(format!("http://{addr}/sse")).await.unwrap();
+    assert_eq!(sse.status(), 200);
+
+    let started = std::time::Instant::now();
+    let pid = nix::unistd::Pid::from_raw(child.id().unwrap() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(2), child.wait()).await.expect("exits").unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(1), "took {:?}", started.elapsed());
+    // The WebSocket client was told why: 1001, going away.
+    let close = loop {
+        match futures_util::StreamExt::next(&mut ws).await {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(close.unwrap().code, CloseCode::Away);
+    assert_eq!(lines.next_line().await.unwrap().as_deref(), Some("pushlab serve: stopped"));
+}

@@ -145,6 +145,17 @@ fn warnings(transports: &[TransportResult], w: &Workload, cores: usize) -> Vec<S
                 t.loadgen.publisher_max_lag_ms
             ));
         }
+        if let Some(server) = &t.server {
+            // /proc counts CPU in ticks of 10 ms; a window with a few ticks cannot give a
+            // per-message figure worth reading.
+            if server.cpu_seconds < 0.05 {
+                out.push(format!(
+                    "{name}: the server used {:.2} s of CPU in the window, close to /proc's 10 ms resolution; \
+                     CPU per message is not reliable (measure longer or with more clients)",
+                    server.cpu_seconds
+                ));
+            }
+        }
         let loadgen_cores = t.loadgen.cpu_seconds / seconds;
         let server_cores = t.server.as_ref().map_or(0.0, |s| s.cpu_seconds / seconds);
         if loadgen_cores + server_cores > 0.8 * cores as f64 && loadgen_cores > server_cores {
