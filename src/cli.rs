@@ -28,6 +28,8 @@ enum Command {
     Load(LoadArgs),
     /// Print the comparison table of a saved run, and rewrite its reports.
     Report(ReportArgs),
+    /// Show every byte one client of a transport exchanges with a fresh server, annotated.
+    Trace(TraceArgs),
     /// Regression gate for CI: run a quick lab a few times, compare with a baseline,
     /// exit 1 on a regression (0 when all checks pass, 2 on errors).
     Bench(BenchArgs),
@@ -71,6 +73,16 @@ struct BenchArgs {
     /// Where the runs' files go [default: a temporary folder].
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct TraceArgs {
+    /// short_poll, long_poll, sse or ws.
+    #[arg(long)]
+    transport: pushlab_server::Transport,
+    /// Messages to publish while the client follows the stream.
+    #[arg(long, default_value_t = 2)]
+    messages: u64,
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +151,11 @@ impl Cli {
             Command::Load(args) => lab(args.lab, Some(args.target), args.server_pid).await,
             Command::Report(args) => report(args).map(|()| 0),
             Command::Bench(args) => bench(args).await,
+            Command::Trace(args) => {
+                let exe = std::env::current_exe().context("locating the pushlab binary")?;
+                print!("{}", pushlab_loadgen::trace::run(args.transport, &exe, args.messages).await?);
+                Ok(0)
+            }
         }
     }
 }

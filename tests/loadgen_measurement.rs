@@ -222,3 +222,24 @@ async fn load_measures_a_server_that_is_already_running() {
     }
     let _ = std::fs::remove_dir_all(out);
 }
+
+#[test]
+fn trace_shows_every_transport_on_the_wire() {
+    for (transport, markers) in [
+        ("short_poll", &["GET /poll?since=", "content-length", "body, "][..]),
+        ("long_poll", &["GET /long-poll?since=0&timeout=30", "body, "][..]),
+        ("sse", &["GET /sse?since=0", "chunk size: 0x", "SSE field `id`", "the message JSON"][..]),
+        ("ws", &["Upgrade: websocket", "101 Switching Protocols", "frame header: FIN, text, unmasked"][..]),
+    ] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_pushlab"))
+            .args(["trace", "--transport", transport])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{transport}: {}", String::from_utf8_lossy(&output.stderr));
+        for marker in markers.iter().chain(&["hello 1", "hello 2", "client → server:", "server → client:"])
+        {
+            assert!(stdout.contains(marker), "{transport}: no {marker:?} in\n{stdout}");
+        }
+    }
+}
