@@ -4,6 +4,7 @@
 mod util;
 
 mod bench_gate;
+mod browser;
 mod loadgen_measurement;
 mod network;
 mod server_delivery;

@@ -316,3 +316,74 @@ pub async fn publish_probes(server: &TestServer, seqs: &[u64]) {
         reqwest::Client::new().post(server.url("/publish")).json(&batch).send().await.unwrap().status();
     assert_eq!(status, 201);
 }
+
+/// A headless Chromium driven through chromedriver's W3C WebDriver endpoints. Four
+/// endpoints are all the browser tests need, so they are called with reqwest directly.
+pub struct Browser {
+    driver: tokio::process::Child,
+    base: String,
+    session: String,
+    http: reqwest::Client,
+}
+
+impl Browser {
+    /// Starts chromedriver and a headless Chromium; `None` (with a message) when they are
+    /// not installed, except in CI where that is an error.
+    pub async fn start() -> Option<Browser> {
+        let installed =
+            ["/usr/bin/chromium", "/usr/bin/chromedriver"].iter().all(|p| std::path::Path::new(p).exists());
+        if !installed {
+            let message = "browser tests need Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)";
+            if std::env::var("CI").is_ok() {
+                panic!("{message}");
+            }
+            eprintln!("skipped: {message}");
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap().port();
+        let driver = tokio::process::Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        let profile = std::env::temp_dir().join(format!("pushlab-chromium-{}-{port}", std::process::id()));
+        // Flags for a root user on a machine without a display or outside network.
+        let capabilities = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     format!("--user-data-dir={}", profile.display())]
+        }}}});
+        let mut session = None;
+        for _ in 0..100 {
+            if let Ok(response) = http.post(format!("{base}/session")).json(&capabilities).send().await {
+                let body: Value = response.json().await.unwrap();
+                session = Some(body["value"]["sessionId"].as_str().expect("a WebDriver session").to_string());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Some(Browser { driver, base, session: session.expect("chromedriver answers"), http })
+    }
+
+    pub async fn goto(&self, url: &str) {
+        let url_endpoint = format!("{}/session/{}/url", self.base, self.session);
+        self.http.post(url_endpoint).json(&json!({"url": url})).send().await.unwrap();
+    }
+
+    /// Runs `script` in the page and returns its value.
+    pub async fn eval(&self, script: &str) -> Value {
+        let endpoint = format!("{}/session/{}/execute/sync", self.base, self.session);
+        let body = json_of(self.http.post(endpoint).json(&json!({"script": script, "args": []}))).await;
+        body["value"].clone()
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.http.delete(format!("{}/session/{}", self.base, self.session)).send().await;
+        let _ = self.driver.kill().await;
+    }
+}

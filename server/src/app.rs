@@ -64,6 +64,7 @@ impl AppState {
 /// The HTTP API. A function, so tests can drive it without a socket.
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
+        .route("/", get(page))
         .route("/publish", post(publish))
         .route("/poll", get(short_poll))
         .route("/long-poll", get(long_poll))
@@ -77,6 +78,12 @@ pub fn app(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn(cors))
         .layer(axum::middleware::map_response_with_state(state.clone(), count_rejections))
         .with_state(state)
+}
+
+/// The live page: the four transports side by side in the browser, plain HTML and
+/// JavaScript embedded in the binary (no build step).
+async fn page() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("page.html"))
 }
 
 async fn status(State(app): State<Arc<AppState>>) -> impl IntoResponse {
