@@ -168,8 +168,13 @@ impl WorkloadArgs {
         if self.heartbeat < Duration::from_millis(100) {
             bail!("--heartbeat must be at least 100ms");
         }
-        let mut transports = self.transports.clone();
-        transports.dedup();
+        // Each transport once, in the order first given.
+        let mut transports: Vec<Transport> = Vec::new();
+        for &t in &self.transports {
+            if !transports.contains(&t) {
+                transports.push(t);
+            }
+        }
         if transports.is_empty() {
             bail!("--transports needs at least one of short_poll,long_poll,sse,ws");
         }
@@ -214,5 +219,44 @@ impl Workload {
     /// When message `seq` is meant to be published, from the start of publishing.
     pub fn intended_offset(&self, seq: u64) -> Duration {
         Duration::from_secs_f64(seq as f64 / self.rate_per_second)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        workload: WorkloadArgs,
+    }
+
+    fn parse(args: &[&str]) -> anyhow::Result<Vec<Workload>> {
+        let mut all = vec!["pushlab"];
+        all.extend(args);
+        Args::try_parse_from(all)?.workload.validate_all()
+    }
+
+    #[test]
+    fn each_transport_runs_once_in_the_order_given() {
+        let w = parse(&["--transports", "ws,sse,ws"]).unwrap().remove(0);
+        assert_eq!(w.transports, vec![Transport::Ws, Transport::Sse]);
+    }
+
+    #[test]
+    fn a_list_of_round_trip_times_is_one_workload_each() {
+        let all = parse(&["--rtt", "0ms,50ms"]).unwrap();
+        assert_eq!(all.iter().map(|w| w.network.rtt.as_millis()).collect::<Vec<_>>(), vec![0, 50]);
+    }
+
+    #[test]
+    fn bad_values_are_refused_before_anything_runs() {
+        assert!(parse(&["--clients", "0"]).is_err());
+        assert!(parse(&["--rate", "0"]).is_err());
+        assert!(parse(&["--payload", "10"]).is_err());
+        assert!(parse(&["--long-poll-timeout", "121s"]).is_err());
+        assert!(parse(&["--loss", "1"]).is_err());
     }
 }
