@@ -49,16 +49,6 @@ impl Transport {
             Transport::Ws => "ws",
         }
     }
-
-    /// The path the transport is served at.
-    pub fn path(self) -> &'static str {
-        match self {
-            Transport::ShortPoll => "/poll",
-            Transport::LongPoll => "/long-poll",
-            Transport::Sse => "/sse",
-            Transport::Ws => "/ws",
-        }
-    }
 }
 
 impl std::fmt::Display for Transport {
