@@ -29,10 +29,13 @@ async fn until_all_panes_have(browser: &Browser, last: u64) -> Value {
     panic!("not every pane received 1..={last}: {state}");
 }
 
+/// Publishes messages of several types: each pane must show every type, including ones
+/// the page has never heard of (EventSource only hears the event names it listens for).
 async fn publish_chat(server: &TestServer, from: u64, n: u64) {
     let client = reqwest::Client::new();
     for i in from..from + n {
-        let body = serde_json::json!({"type": "chat", "data": {"text": format!("message {i}")}});
+        let kind = ["chat", "price_tick", "update"][i as usize % 3];
+        let body = serde_json::json!({"type": kind, "data": {"text": format!("message {i}")}});
         client.post(server.url("/publish")).json(&body).send().await.unwrap();
     }
 }

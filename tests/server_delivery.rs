@@ -50,6 +50,22 @@ async fn sse_events_carry_id_and_type() {
 }
 
 #[tokio::test]
+async fn sse_without_event_names_sends_every_type_as_an_unnamed_message() {
+    let server = TestServer::start().await;
+    let mut sse = SseClient::connect(&server, "?since=0&event_names=false", None).await;
+    reqwest::Client::new()
+        .post(server.url("/publish"))
+        .json(&json!({"type": "price_tick", "data": 7}))
+        .send()
+        .await
+        .unwrap();
+    let event = sse.next().await.unwrap();
+    // An unnamed event is a "message" event to EventSource; the type stays in the JSON.
+    assert_eq!((event.id.as_str(), event.event.as_str()), ("1", "message"));
+    assert_eq!((event.data["type"].as_str(), event.data["data"].as_u64()), (Some("price_tick"), Some(7)));
+}
+
+#[tokio::test]
 async fn ws_delivers_every_message_once_in_order() {
     let server = TestServer::start().await;
     let mut ws = ws_connect(&server, "?since=0").await;

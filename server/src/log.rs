@@ -31,6 +31,19 @@ pub struct Entry {
     pub sse: Bytes,
 }
 
+impl Entry {
+    /// The SSE event without its `event:` line, for clients that asked for unnamed
+    /// events (`?event_names=false`): `EventSource` then hands every message to
+    /// `onmessage`, whatever its type. The type is still inside the JSON.
+    pub fn sse_unnamed(&self) -> impl Iterator<Item = &[u8]> {
+        // `sse` is `id: N\n` `event: T\n` `data: …\n\n`: keep the first and third parts.
+        let id_end = self.sse.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let event_end =
+            self.sse[id_end..].iter().position(|&b| b == b'\n').map_or(id_end, |i| id_end + i + 1);
+        [&self.sse[..id_end], &self.sse[event_end..]].into_iter()
+    }
+}
+
 /// What a cursor read returns: the entries after the cursor and what the reader must be
 /// told about the ones it cannot have.
 #[derive(Debug, Default)]

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::config::{LONG_POLL_DEFAULT, LONG_POLL_MAX, POLL_LIMIT_DEFAULT, POLL_LIMIT_MAX};
 use crate::error::ApiError;
 
-/// `?since=ID&limit=N&timeout=SECONDS&token=T`, every one optional.
+/// `?since=ID&limit=N&timeout=SECONDS&token=T&event_names=BOOL`, every one optional.
 #[derive(Debug, Default, PartialEq)]
 pub struct Params {
     /// The last id the client has; absent means "from now on".
@@ -21,6 +21,8 @@ pub struct Params {
     pub timeout: Duration,
     /// Publish token for WebSocket clients, which cannot set headers from a browser.
     pub token: Option<String>,
+    /// SSE only: name each event by the message type (default) or send them unnamed.
+    pub event_names: bool,
 }
 
 #[derive(Deserialize)]
@@ -29,6 +31,7 @@ struct Raw {
     limit: Option<String>,
     timeout: Option<String>,
     token: Option<String>,
+    event_names: Option<String>,
 }
 
 impl Params {
@@ -75,7 +78,17 @@ impl Params {
                 Duration::from_secs_f64(seconds)
             }
         };
-        Ok(Params { since, limit, timeout, token: raw.token })
+        let event_names = match raw.event_names.as_deref() {
+            None | Some("true") | Some("1") => true,
+            Some("false") | Some("0") => false,
+            Some(other) => {
+                return Err(ApiError::bad_request(
+                    "invalid_event_names",
+                    format!("`event_names` must be true or false, got {other:?}"),
+                ))
+            }
+        };
+        Ok(Params { since, limit, timeout, token: raw.token, event_names })
     }
 }
 
@@ -114,6 +127,7 @@ mod tests {
             limit: limit.map(Into::into),
             timeout: timeout.map(Into::into),
             token: None,
+            event_names: None,
         };
         Params::parse(raw).map_err(|e| e.code)
     }
@@ -141,5 +155,19 @@ mod tests {
         assert_eq!(parse(None, None, Some("-1")).unwrap_err(), "invalid_timeout");
         assert_eq!(parse(None, None, Some("NaN")).unwrap_err(), "invalid_timeout");
         assert_eq!(parse(None, None, Some("121")).unwrap_err(), "timeout_too_large");
+    }
+
+    #[test]
+    fn event_names_is_a_boolean() {
+        let raw = |v: &str| Raw {
+            since: None,
+            limit: None,
+            timeout: None,
+            token: None,
+            event_names: Some(v.into()),
+        };
+        assert!(!Params::parse(raw("false")).unwrap().event_names);
+        assert!(Params::parse(raw("true")).unwrap().event_names);
+        assert_eq!(Params::parse(raw("no")).unwrap_err().code, "invalid_event_names");
     }
 }

@@ -27,7 +27,7 @@ use crate::log::sse_event;
 use crate::metrics::Admitted;
 use crate::params::Params;
 
-/// `GET /sse?since=ID`; a `Last-Event-ID` header wins over `since`.
+/// `GET /sse?since=ID&event_names=false`; a `Last-Event-ID` header wins over `since`.
 pub async fn sse(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -48,8 +48,16 @@ pub async fn sse(
     let mut heartbeat =
         tokio::time::interval_at(tokio::time::Instant::now() + app.config.heartbeat, app.config.heartbeat);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let session =
-        SseSession { app, appended, cursor, heartbeat, started: false, finished: false, _admitted: admitted };
+    let session = SseSession {
+        app,
+        appended,
+        cursor,
+        heartbeat,
+        event_names: params.event_names,
+        started: false,
+        finished: false,
+        _admitted: admitted,
+    };
     let stream = futures_util::stream::unfold(session, |mut session| async move {
         let chunk = session.next_chunk().await?;
         Some((Ok::<_, Infallible>(chunk), session))
@@ -70,6 +78,9 @@ struct SseSession {
     /// Last id delivered (or the resume point).
     cursor: u64,
     heartbeat: Interval,
+    /// Name each event by the message's type (`event: chat`), or leave every message
+    /// unnamed so `EventSource.onmessage` receives all types.
+    event_names: bool,
     started: bool,
     finished: bool,
     /// Holds this subscriber's place until the client goes away and the body is dropped.
@@ -104,7 +115,11 @@ impl SseSession {
                 metrics.gaps.inc();
             }
             for entry in &read.entries {
-                out.put_slice(&entry.sse);
+                if self.event_names {
+                    out.put_slice(&entry.sse);
+                } else {
+                    entry.sse_unnamed().for_each(|part| out.put_slice(part));
+                }
             }
             if let Some(last) = read.entries.last() {
                 self.cursor = last.id;
