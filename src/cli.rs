@@ -227,8 +227,9 @@ async fn lab(args: LabArgs, target: Option<String>, server_pid: Option<u32>) -> 
         }
     }
     if runs.len() > 1 {
-        println!("\n== across network conditions\n{}", pushlab_loadgen::report::table::conditions(&runs));
-        println!("wrote {}/summary.md and a folder per condition", out.display());
+        use pushlab_loadgen::report::table;
+        println!("\n== {}\n{}", table::sweep_title(&runs), table::conditions(&runs));
+        println!("wrote {}/summary.md, sweep.svg and a folder per condition", out.display());
     } else {
         println!("\nwrote {}/results.json, summary.md, summary.csv, latency.svg, cost.svg", out.display());
     }

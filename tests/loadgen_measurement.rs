@@ -108,7 +108,7 @@ fn quick_workload(transports: Vec<Transport>, clients: usize, rate: f64) -> push
     args.transports = transports;
     args.clients = clients;
     args.rate = rate;
-    args.poll_interval = Duration::from_millis(100);
+    args.poll_interval = vec![Duration::from_millis(100)];
     args.validate().unwrap()
 }
 

@@ -94,26 +94,28 @@ pub async fn run(options: &LabOptions) -> anyhow::Result<Results> {
     Ok(results)
 }
 
-/// Runs the lab once per workload (network condition), each into its own folder under
-/// `options.out`, and writes a `summary.md` comparing the conditions.
+/// Runs the lab once per workload of a sweep (one value of `--rtt` or
+/// `--poll-interval` each), each into its own folder under `options.out`, then writes a
+/// `summary.md` comparing the conditions and `sweep.svg` plotting them.
 pub async fn run_conditions(options: &LabOptions, workloads: Vec<Workload>) -> anyhow::Result<Vec<Results>> {
     let mut runs = Vec::new();
     for workload in workloads {
-        let rtt = workload.network.rtt;
-        eprintln!("\n== network: {} ms round trip", rtt.as_secs_f64() * 1e3);
+        let name = workload.condition.clone().unwrap_or_else(|| "run".into());
+        eprintln!("\n== {name}");
         let mut condition = options.clone();
         condition.workload = workload;
-        condition.out = options.out.join(format!("rtt-{}ms", rtt.as_secs_f64() * 1e3));
+        condition.out = options.out.join(&name);
         runs.push(run(&condition).await?);
     }
-    let mut summary = String::from("# pushlab results across network conditions\n\n");
+    let mut summary = format!("# pushlab results {}\n\n", report::table::sweep_title(&runs));
     summary += &format!(
-        "Command: `{}`\n\nEach condition's full results are in its folder.\n\n```\n",
+        "Command: `{}`\n\nEach condition's full results are in its folder; `sweep.svg` plots them.\n\n```\n",
         options.command
     );
     summary += &report::table::conditions(&runs);
     summary += "```\n";
     std::fs::write(options.out.join("summary.md"), summary)?;
+    report::plots::sweep(&runs, &options.out.join("sweep.svg"))?;
     Ok(runs)
 }
 

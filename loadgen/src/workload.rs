@@ -34,9 +34,10 @@ pub struct WorkloadArgs {
     /// Phase with no messages, to measure what each transport costs when nothing happens.
     #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
     pub idle: Duration,
-    /// Short-poll interval (the seed's chat polls every 500 ms).
-    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration)]
-    pub poll_interval: Duration,
+    /// Short-poll interval (the seed's chat polls every 500 ms); a list
+    /// (`100ms,500ms,2s`) runs the whole comparison once per value and plots the sweep.
+    #[arg(long, value_delimiter = ',', default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub poll_interval: Vec<Duration>,
     /// How long the server holds a long poll when nothing happens.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub long_poll_timeout: Duration,
@@ -110,6 +111,20 @@ pub struct Workload {
     pub keepalive: bool,
     /// Whether `--quick` shortened the phases.
     pub quick: bool,
+    /// What varies between the runs of a sweep (absent for a single run).
+    pub sweep: Option<Sweep>,
+    /// This run's place in the sweep, e.g. `rtt-50ms` or `poll-500ms` (its folder name).
+    pub condition: Option<String>,
+}
+
+/// The one setting a sweep varies, run by run: given as a list on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sweep {
+    /// `--rtt 0ms,50ms,150ms`: the emulated round-trip time.
+    Rtt,
+    /// `--poll-interval 100ms,500ms,2s`: the short-poll interval.
+    PollInterval,
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -117,30 +132,54 @@ fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
 }
 
 impl WorkloadArgs {
-    /// Checks every value and applies `--quick`: one workload. Several `--rtt` values
-    /// are for [`WorkloadArgs::validate_all`].
+    /// Checks every value and applies `--quick`: one workload. A list of `--rtt` or
+    /// `--poll-interval` values is for [`WorkloadArgs::validate_all`].
     pub fn validate(&self) -> anyhow::Result<Workload> {
         let mut all = self.validate_all()?;
         if all.len() > 1 {
-            bail!("this command takes one --rtt value, not a list");
+            bail!("this command takes one --rtt and one --poll-interval value, not a list");
         }
         Ok(all.remove(0))
     }
 
-    /// One validated workload per `--rtt` value, in the order given.
+    /// One validated workload per value of the swept setting (`--rtt` or
+    /// `--poll-interval`), in the order given.
     pub fn validate_all(&self) -> anyhow::Result<Vec<Workload>> {
         if let Some(loss) = self.loss {
             bail!("{}", crate::network::loss_unavailable(loss));
         }
-        if self.rtt.is_empty() {
-            bail!("--rtt needs at least one value, e.g. 0ms");
+        if self.rtt.is_empty() || self.poll_interval.is_empty() {
+            bail!("--rtt and --poll-interval need at least one value, e.g. 0ms");
+        }
+        if self.rtt.len() > 1 && self.poll_interval.len() > 1 {
+            bail!("sweep one setting at a time: give a list to --rtt or to --poll-interval, not both");
         }
         let one = self.validate_one()?;
-        Ok(self
-            .rtt
-            .iter()
-            .map(|&rtt| Workload { network: Network { rtt, ..one.network }, ..one.clone() })
-            .collect())
+        if self.rtt.len() > 1 {
+            Ok(self
+                .rtt
+                .iter()
+                .map(|&rtt| Workload {
+                    network: Network { rtt, ..one.network },
+                    sweep: Some(Sweep::Rtt),
+                    condition: Some(format!("rtt-{}ms", rtt.as_secs_f64() * 1e3)),
+                    ..one.clone()
+                })
+                .collect())
+        } else if self.poll_interval.len() > 1 {
+            Ok(self
+                .poll_interval
+                .iter()
+                .map(|&interval| Workload {
+                    poll_interval_seconds: interval,
+                    sweep: Some(Sweep::PollInterval),
+                    condition: Some(format!("poll-{}ms", interval.as_secs_f64() * 1e3)),
+                    ..one.clone()
+                })
+                .collect())
+        } else {
+            Ok(vec![one])
+        }
     }
 
     fn validate_one(&self) -> anyhow::Result<Workload> {
@@ -159,7 +198,7 @@ impl WorkloadArgs {
         if self.duration.is_zero() {
             bail!("--duration must be longer than zero");
         }
-        if self.poll_interval < Duration::from_millis(1) {
+        if self.poll_interval.iter().any(|&i| i < Duration::from_millis(1)) {
             bail!("--poll-interval must be at least 1ms");
         }
         if self.long_poll_timeout > Duration::from_secs(120) {
@@ -191,18 +230,20 @@ impl WorkloadArgs {
             duration_seconds: duration,
             warmup_seconds: warmup,
             idle_seconds: idle,
-            poll_interval_seconds: self.poll_interval,
+            poll_interval_seconds: self.poll_interval[0],
             long_poll_timeout_seconds: long_poll_timeout,
             heartbeat_seconds: heartbeat,
             connect_rate_per_second: self.connect_rate,
             transports,
             network: Network {
-                rtt: Duration::ZERO,
+                rtt: self.rtt[0],
                 jitter: self.jitter,
                 bandwidth_bytes_per_second: self.bandwidth,
             },
             keepalive: !self.no_keepalive,
             quick: self.quick,
+            sweep: None,
+            condition: None,
         })
     }
 }
@@ -252,11 +293,20 @@ mod tests {
     }
 
     #[test]
+    fn a_list_of_poll_intervals_is_a_sweep() {
+        let all = parse(&["--poll-interval", "100ms,2s", "--rtt", "20ms"]).unwrap();
+        let names: Vec<_> = all.iter().map(|w| w.condition.clone().unwrap()).collect();
+        assert_eq!(names, ["poll-100ms", "poll-2000ms"]);
+        assert!(all.iter().all(|w| w.network.rtt.as_millis() == 20 && w.sweep == Some(Sweep::PollInterval)));
+    }
+
+    #[test]
     fn bad_values_are_refused_before_anything_runs() {
         assert!(parse(&["--clients", "0"]).is_err());
         assert!(parse(&["--rate", "0"]).is_err());
         assert!(parse(&["--payload", "10"]).is_err());
         assert!(parse(&["--long-poll-timeout", "121s"]).is_err());
         assert!(parse(&["--loss", "1"]).is_err());
+        assert!(parse(&["--rtt", "0ms,50ms", "--poll-interval", "1s,2s"]).is_err());
     }
 }

@@ -127,3 +127,119 @@ pub fn cost_per_message(results: &Results, path: &Path) -> anyhow::Result<()> {
     root.present().map_err(draw_error)?;
     Ok(())
 }
+
+/// A sweep (one run per `--poll-interval` or `--rtt` value): latency (p50 solid, p99
+/// dashed) and idle cost per client per day against the swept setting, one colour per
+/// transport. Both y axes are logarithmic: polling and push differ by orders of magnitude.
+pub fn sweep(runs: &[Results], path: &Path) -> anyhow::Result<()> {
+    let Some(first) = runs.first() else { return Ok(()) };
+    let poll_sweep = first.setup.workload["sweep"].as_str() == Some("poll_interval");
+    let x_of = |r: &Results| {
+        let w = &r.setup.workload;
+        if poll_sweep {
+            w["poll_interval_seconds"].as_f64().unwrap_or(0.0) * 1e3
+        } else {
+            w["network"]["rtt_ms"].as_f64().unwrap_or(0.0)
+        }
+    };
+    let x_desc = if poll_sweep { "short-poll interval (ms)" } else { "round-trip time (ms)" };
+    let xs: Vec<f64> = runs.iter().map(x_of).collect();
+    let x_max = xs.iter().cloned().fold(1.0f64, f64::max) * 1.05;
+    let transports: Vec<_> = first.transports.iter().map(|t| t.transport).collect();
+    // (transport, [(x, p50, p99, idle bytes/day)]), only where the run has the transport.
+    let series: Vec<_> = transports
+        .iter()
+        .map(|&transport| {
+            let points: Vec<(f64, f64, f64, f64)> = runs
+                .iter()
+                .filter_map(|r| {
+                    let t = r.transport(transport)?;
+                    let floor = |v: f64| v.max(1e-3);
+                    Some((
+                        x_of(r),
+                        floor(t.latency.p50_ms),
+                        floor(t.latency.p99_ms),
+                        t.idle.bytes_per_client_per_day.max(1.0),
+                    ))
+                })
+                .collect();
+            (transport.name(), points)
+        })
+        .collect();
+    // The y range spanning every point's low and high value.
+    let range = |low: &dyn Fn(&(f64, f64, f64, f64)) -> f64, high: &dyn Fn(&(f64, f64, f64, f64)) -> f64| {
+        let points = || series.iter().flat_map(|(_, p)| p.iter());
+        let lo = points().map(low).fold(f64::MAX, f64::min);
+        let hi = points().map(high).fold(0.0f64, f64::max);
+        (lo * 0.7)..(hi * 1.5)
+    };
+    let root = SVGBackend::new(path, (1000, 440)).into_drawing_area();
+    root.fill(&WHITE).map_err(draw_error)?;
+    let (left, right) = root.split_horizontally(500);
+
+    let mut chart = ChartBuilder::on(&left)
+        .caption("Latency: p50 (solid), p99 (dashed)", ("sans-serif", 16))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..x_max, range(&|p| p.1, &|p| p.2).log_scale())
+        .map_err(draw_error)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_desc("latency (ms)")
+        .y_label_formatter(&|y| format!("{y}"))
+        .draw()
+        .map_err(draw_error)?;
+    for (i, (name, points)) in series.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        chart
+            .draw_series(
+                LineSeries::new(points.iter().map(|p| (p.0, p.1)), color.stroke_width(2)).point_size(3),
+            )
+            .map_err(draw_error)?
+            .label(*name)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        chart
+            .draw_series(DashedLineSeries::new(
+                points.iter().map(|p| (p.0, p.2)),
+                6,
+                4,
+                color.stroke_width(1),
+            ))
+            .map_err(draw_error)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(draw_error)?;
+
+    let mut chart = ChartBuilder::on(&right)
+        .caption("Idle cost per client per day (bytes)", ("sans-serif", 16))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(0.0..x_max, range(&|p| p.3, &|p| p.3).log_scale())
+        .map_err(draw_error)?;
+    chart
+        .configure_mesh()
+        .x_desc(x_desc)
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| super::bytes(*y))
+        .draw()
+        .map_err(draw_error)?;
+    for (i, (_, points)) in series.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        chart
+            .draw_series(
+                LineSeries::new(points.iter().map(|p| (p.0, p.3)), color.stroke_width(2)).point_size(3),
+            )
+            .map_err(draw_error)?;
+    }
+    root.present().map_err(draw_error)?;
+    Ok(())
+}

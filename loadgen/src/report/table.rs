@@ -278,15 +278,29 @@ pub fn markdown(results: &Results) -> String {
     out
 }
 
-/// Condition name of a run, for folders and headers: `rtt-50ms`.
+/// Condition name of a run in a sweep, for folders and headers: `rtt-50ms`,
+/// `poll-500ms`.
 pub fn condition_name(results: &Results) -> String {
-    let rtt = results.setup.workload["network"]["rtt_ms"].as_f64().unwrap_or(0.0);
-    format!("rtt-{rtt}ms")
+    let w = &results.setup.workload;
+    match w["condition"].as_str() {
+        Some(name) => name.to_string(),
+        // Runs saved before sweeps had names were all round-trip-time sweeps.
+        None => format!("rtt-{}ms", w["network"]["rtt_ms"].as_f64().unwrap_or(0.0)),
+    }
 }
 
-/// The comparison across network conditions (one run per `--rtt` value): each
-/// transport's latency and wire cost per condition, and long polling in units of one
-/// network transit (RFC 6202 §2.2: about one on average, up to three at worst).
+/// What a sweep varies, in words: "across network conditions" or "across poll intervals".
+pub fn sweep_title(runs: &[Results]) -> &'static str {
+    match runs.first().map(|r| r.setup.workload["sweep"].as_str()) {
+        Some(Some("poll_interval")) => "across poll intervals",
+        _ => "across network conditions",
+    }
+}
+
+/// The comparison across a sweep's conditions (one run per value): each transport's
+/// latency, wire cost and idle cost per condition, and under a round-trip time long
+/// polling in units of one network transit (RFC 6202 §2.2: about one on average, up to
+/// three at worst).
 pub fn conditions(runs: &[Results]) -> String {
     let mut headers = vec!["transport".to_string()];
     headers.extend(runs.iter().map(condition_name));
@@ -301,6 +315,7 @@ pub fn conditions(runs: &[Results]) -> String {
         };
         lines.push(cells("p50 / p99", &|t| format!("{} / {}", ms(t.latency.p50_ms), ms(t.latency.p99_ms))));
         lines.push(cells("bytes/message", &|t| bytes(t.traffic.bytes_per_message)));
+        lines.push(cells("idle/client/day", &|t| bytes(t.idle.bytes_per_client_per_day)));
     }
     if transports.contains(&Transport::LongPoll) {
         let mut line = vec!["long_poll in transits (mean, max)".to_string()];
