@@ -146,28 +146,35 @@ pub fn sweep(runs: &[Results], path: &Path) -> anyhow::Result<()> {
     let xs: Vec<f64> = runs.iter().map(x_of).collect();
     let x_max = xs.iter().cloned().fold(1.0f64, f64::max) * 1.05;
     let transports: Vec<_> = first.transports.iter().map(|t| t.transport).collect();
-    // (transport, [(x, p50, p99, idle bytes/day)]), only where the run has the transport.
-    let series: Vec<_> = transports
+    /// One run of the sweep, for one transport.
+    struct Point {
+        x: f64,
+        p50: f64,
+        p99: f64,
+        idle_per_day: f64,
+    }
+    // (transport, its points), only where the run has the transport.
+    let series: Vec<(&str, Vec<Point>)> = transports
         .iter()
         .map(|&transport| {
-            let points: Vec<(f64, f64, f64, f64)> = runs
+            let points: Vec<Point> = runs
                 .iter()
                 .filter_map(|r| {
                     let t = r.transport(transport)?;
                     let floor = |v: f64| v.max(1e-3);
-                    Some((
-                        x_of(r),
-                        floor(t.latency.p50_ms),
-                        floor(t.latency.p99_ms),
-                        t.idle.bytes_per_client_per_day.max(1.0),
-                    ))
+                    Some(Point {
+                        x: x_of(r),
+                        p50: floor(t.latency.p50_ms),
+                        p99: floor(t.latency.p99_ms),
+                        idle_per_day: t.idle.bytes_per_client_per_day.max(1.0),
+                    })
                 })
                 .collect();
             (transport.name(), points)
         })
         .collect();
     // The y range spanning every point's low and high value.
-    let range = |low: &dyn Fn(&(f64, f64, f64, f64)) -> f64, high: &dyn Fn(&(f64, f64, f64, f64)) -> f64| {
+    let range = |low: &dyn Fn(&Point) -> f64, high: &dyn Fn(&Point) -> f64| {
         let points = || series.iter().flat_map(|(_, p)| p.iter());
         let lo = points().map(low).fold(f64::MAX, f64::min);
         let hi = points().map(high).fold(0.0f64, f64::max);
@@ -182,7 +189,7 @@ pub fn sweep(runs: &[Results], path: &Path) -> anyhow::Result<()> {
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(60)
-        .build_cartesian_2d(0.0..x_max, range(&|p| p.1, &|p| p.2).log_scale())
+        .build_cartesian_2d(0.0..x_max, range(&|p| p.p50, &|p| p.p99).log_scale())
         .map_err(draw_error)?;
     chart
         .configure_mesh()
@@ -196,14 +203,14 @@ pub fn sweep(runs: &[Results], path: &Path) -> anyhow::Result<()> {
         let color = COLORS[i % COLORS.len()];
         chart
             .draw_series(
-                LineSeries::new(points.iter().map(|p| (p.0, p.1)), color.stroke_width(2)).point_size(3),
+                LineSeries::new(points.iter().map(|p| (p.x, p.p50)), color.stroke_width(2)).point_size(3),
             )
             .map_err(draw_error)?
             .label(*name)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
         chart
             .draw_series(DashedLineSeries::new(
-                points.iter().map(|p| (p.0, p.2)),
+                points.iter().map(|p| (p.x, p.p99)),
                 6,
                 4,
                 color.stroke_width(1),
@@ -223,7 +230,7 @@ pub fn sweep(runs: &[Results], path: &Path) -> anyhow::Result<()> {
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.0..x_max, range(&|p| p.3, &|p| p.3).log_scale())
+        .build_cartesian_2d(0.0..x_max, range(&|p| p.idle_per_day, &|p| p.idle_per_day).log_scale())
         .map_err(draw_error)?;
     chart
         .configure_mesh()
@@ -236,7 +243,8 @@ pub fn sweep(runs: &[Results], path: &Path) -> anyhow::Result<()> {
         let color = COLORS[i % COLORS.len()];
         chart
             .draw_series(
-                LineSeries::new(points.iter().map(|p| (p.0, p.3)), color.stroke_width(2)).point_size(3),
+                LineSeries::new(points.iter().map(|p| (p.x, p.idle_per_day)), color.stroke_width(2))
+                    .point_size(3),
             )
             .map_err(draw_error)?;
     }
