@@ -136,6 +136,32 @@ async fn a_stalled_publisher_shows_in_the_latency_percentiles() {
     let _ = std::fs::remove_dir_all(out);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_keep_dropping_their_connection_lose_nothing() {
+    // Every client closes its socket every 200 ms, mid-stream, and resumes from its
+    // cursor: many connections, and still every message exactly once on every transport.
+    let out = std::env::temp_dir().join(format!("pushlab-drops-{}", std::process::id()));
+    let mut workload = quick_workload(Transport::ALL.to_vec(), 5, 50.0);
+    workload.drop_every_seconds = Some(Duration::from_millis(200));
+    let options = pushlab_loadgen::LabOptions {
+        workload,
+        server_exe: env!("CARGO_BIN_EXE_pushlab").into(),
+        target: None,
+        server_pid: None,
+        out: out.clone(),
+        command: "test".into(),
+        stall: None,
+    };
+    let results = pushlab_loadgen::lab::run(&options).await.unwrap();
+    for t in &results.transports {
+        let (d, name) = (&t.delivery, t.transport.name());
+        assert_eq!((d.lost, d.duplicated, d.reordered), (0, 0, 0), "{name}: {d:?}");
+        // 5 clients × 2 s ÷ 200 ms ≈ 50 reconnects in the window.
+        assert!(t.traffic.connections >= 25, "{name}: only {} connections", t.traffic.connections);
+    }
+    let _ = std::fs::remove_dir_all(out);
+}
+
 #[test]
 fn a_quick_lab_writes_the_table_and_results_that_match_the_schema() {
     let out = std::env::temp_dir().join(format!("pushlab-lab-{}", std::process::id()));

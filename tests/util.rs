@@ -286,6 +286,7 @@ pub fn session(addr: SocketAddr, poll_interval: Duration) -> pushlab_loadgen::cl
             poll_offset: Duration::ZERO,
             long_poll_timeout: Duration::from_secs(30),
             keepalive: true,
+            drop_every: None,
         },
         live: Default::default(),
         recorder: Recorder::new(Default::default()),

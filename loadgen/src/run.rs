@@ -104,6 +104,7 @@ impl Plan {
                     poll_offset: w.poll_interval_seconds.mul_f64(i as f64 / w.clients as f64),
                     long_poll_timeout: w.long_poll_timeout_seconds,
                     keepalive: w.keepalive,
+                    drop_every: w.drop_every_seconds,
                 },
                 live,
                 recorder: Recorder::new(window.clone()),

@@ -450,6 +450,7 @@ pub async fn run(
             poll_offset: Duration::ZERO,
             long_poll_timeout: Duration::from_secs(30),
             keepalive: true,
+            drop_every: None,
         },
         live: Default::default(),
         recorder: crate::record::Recorder::new(Default::default()),

@@ -32,6 +32,7 @@ pub async fn measure(transport: Transport, target: &Target, epoch: Instant) -> a
             poll_offset: Default::default(),
             long_poll_timeout: Default::default(),
             keepalive: true,
+            drop_every: None,
         },
         live: Arc::new(Live::default()),
         recorder: Recorder::new(Default::default()),

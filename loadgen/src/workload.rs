@@ -65,6 +65,10 @@ pub struct WorkloadArgs {
     /// handshake's round trip shows under --rtt.
     #[arg(long)]
     pub no_keepalive: bool,
+    /// Each client closes its connection this often (first after a random fraction of
+    /// it) and resumes from its cursor: checks that reconnecting loses nothing.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub drop_every: Option<Duration>,
     /// Transports to run, comma separated: short_poll,long_poll,sse,ws.
     #[arg(long, value_delimiter = ',', default_value = "short_poll,long_poll,sse,ws")]
     pub transports: Vec<Transport>,
@@ -109,6 +113,9 @@ pub struct Workload {
     pub network: Network,
     /// Whether pollers keep their connection alive between requests.
     pub keepalive: bool,
+    /// Each client drops its connection this often and resumes (absent: never).
+    #[serde(serialize_with = "optional_seconds")]
+    pub drop_every_seconds: Option<Duration>,
     /// Whether `--quick` shortened the phases.
     pub quick: bool,
     /// What varies between the runs of a sweep (absent for a single run).
@@ -129,6 +136,13 @@ pub enum Sweep {
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
+}
+
+fn optional_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_f64(d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
 }
 
 impl WorkloadArgs {
@@ -204,6 +218,9 @@ impl WorkloadArgs {
         if self.long_poll_timeout > Duration::from_secs(120) {
             bail!("--long-poll-timeout may be at most 120s (the server's maximum)");
         }
+        if self.drop_every.is_some_and(|d| d < Duration::from_millis(100)) {
+            bail!("--drop-every must be at least 100ms (a client must get to read something)");
+        }
         if self.heartbeat < Duration::from_millis(100) {
             bail!("--heartbeat must be at least 100ms");
         }
@@ -241,6 +258,7 @@ impl WorkloadArgs {
                 bandwidth_bytes_per_second: self.bandwidth,
             },
             keepalive: !self.no_keepalive,
+            drop_every_seconds: self.drop_every,
             quick: self.quick,
             sweep: None,
             condition: None,

@@ -60,6 +60,8 @@ pub struct ClientSettings {
     /// Pollers reuse one connection (HTTP keep-alive, as browsers do) when true; open a
     /// new one per request when false.
     pub keepalive: bool,
+    /// Close the connection this often and resume from the cursor (a forced reconnect).
+    pub drop_every: Option<Duration>,
 }
 
 /// One subscriber's connection to the measurement: its cursor and where its events go.
@@ -98,12 +100,29 @@ impl Session {
         // After an error, wait a little before reconnecting, like every real client
         // library, so a server that is down is not hammered.
         const RECONNECT_DELAY: Duration = Duration::from_millis(100);
+        // With --drop-every, the first drop comes after a random part of the period, so
+        // the clients do not all reconnect at the same instant.
+        let mut connection_lifetime = self.settings.drop_every.map(|d| d.mul_f64(fastrand::f64()));
         loop {
-            let result = match transport {
-                Transport::ShortPoll => short_poll::run(&mut self).await,
-                Transport::LongPoll => long_poll::run(&mut self).await,
-                Transport::Sse => sse::run(&mut self).await,
-                Transport::Ws => ws::run(&mut self).await,
+            let follow = async {
+                match transport {
+                    Transport::ShortPoll => short_poll::run(&mut self).await,
+                    Transport::LongPoll => long_poll::run(&mut self).await,
+                    Transport::Sse => sse::run(&mut self).await,
+                    Transport::Ws => ws::run(&mut self).await,
+                }
+            };
+            let result = match connection_lifetime {
+                None => follow.await,
+                // Dropping the future closes the socket mid-stream, like a network cut
+                // or a closed laptop lid; the client then resumes from its cursor.
+                Some(lifetime) => match tokio::time::timeout(lifetime, follow).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        connection_lifetime = self.settings.drop_every;
+                        continue;
+                    }
+                },
             };
             match result {
                 Err(ClientError::Stopped) | Ok(()) => return self,

@@ -9,8 +9,15 @@ use super::{ClientError, Session};
 /// Polls until stopped.
 pub async fn run(session: &mut Session) -> Result<(), ClientError> {
     let mut connection = HttpConnection::open(session).await?;
-    let first = tokio::time::Instant::now() + session.settings.poll_offset;
-    let mut schedule = tokio::time::interval_at(first, session.settings.poll_interval);
+    // The schedule is a fixed grid from the run's start (offset per client, so pollers
+    // spread over the interval). A reconnect joins the grid where it is, as a browser's
+    // `setInterval` keeps ticking while a fetch fails.
+    let (interval, grid_start) =
+        (session.settings.poll_interval, session.epoch + session.settings.poll_offset);
+    let now = tokio::time::Instant::now();
+    let ticks_done = now.saturating_duration_since(grid_start).as_nanos().div_ceil(interval.as_nanos());
+    let first = grid_start + interval * ticks_done as u32;
+    let mut schedule = tokio::time::interval_at(first, interval);
     // A poll that took longer than the interval is not followed by a burst of catch-up
     // polls: the next one waits for the next tick, as a timer-driven client does.
     schedule.set_missed_tick_behavior(MissedTickBehavior::Skip);
