@@ -30,6 +30,9 @@ enum Command {
     Report(ReportArgs),
     /// Show every byte one client of a transport exchanges with a fresh server, annotated.
     Trace(TraceArgs),
+    /// Check every claim of the seed documents (../shared/CLAIMS.md): make the runs they
+    /// need and write docs/claims.md with a verdict and the figures for each.
+    Claims(ClaimsArgs),
     /// Regression gate for CI: run a quick lab a few times, compare with a baseline,
     /// exit 1 on a regression (0 when all checks pass, 2 on errors).
     Bench(BenchArgs),
@@ -73,6 +76,23 @@ struct BenchArgs {
     /// Where the runs' files go [default: a temporary folder].
     #[arg(long)]
     out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct ClaimsArgs {
+    /// Where the runs go [default: results/<date>-claims].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Do not measure: write the verdicts from the runs in this folder.
+    #[arg(long, conflicts_with = "out")]
+    from: Option<PathBuf>,
+    /// The document to write.
+    #[arg(long, default_value = "docs/claims.md")]
+    doc: PathBuf,
+    /// Short phases and few clients (a few minutes instead of about twenty), outages
+    /// scaled 1:10: for trying it out, not for citing.
+    #[arg(long)]
+    quick: bool,
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +171,7 @@ impl Cli {
             Command::Load(args) => lab(args.lab, Some(args.target), args.server_pid).await,
             Command::Report(args) => report(args).map(|()| 0),
             Command::Bench(args) => bench(args).await,
+            Command::Claims(args) => claims(args).await.map(|()| 0),
             Command::Trace(args) => {
                 let exe = std::env::current_exe().context("locating the pushlab binary")?;
                 print!("{}", pushlab_loadgen::trace::run(args.transport, &exe, args.messages).await?);
@@ -284,4 +305,36 @@ async fn bench(mut args: BenchArgs) -> anyhow::Result<i32> {
         junit: args.junit,
     };
     pushlab_loadgen::bench::run(&options).await
+}
+
+async fn claims(args: ClaimsArgs) -> anyhow::Result<()> {
+    use pushlab_loadgen::claims;
+    let dir = match args.from {
+        Some(dir) => dir,
+        None => {
+            let out = args.out.unwrap_or_else(|| {
+                pushlab_loadgen::lab::default_out_dir(std::path::Path::new("results"), "claims")
+            });
+            let options = claims::ClaimsOptions {
+                server_exe: std::env::current_exe().context("locating the pushlab binary")?,
+                out: out.clone(),
+                quick: args.quick,
+                command: std::env::args().collect::<Vec<_>>().join(" "),
+            };
+            claims::measure(&options).await?;
+            out
+        }
+    };
+    let evidence = claims::Evidence::load(&dir)?;
+    let doc_dir = args.doc.parent().unwrap_or(std::path::Path::new(""));
+    let text = claims::verdicts::render(&evidence, doc_dir);
+    if !doc_dir.as_os_str().is_empty() {
+        std::fs::create_dir_all(doc_dir).with_context(|| format!("creating {}", doc_dir.display()))?;
+    }
+    std::fs::write(&args.doc, &text).with_context(|| format!("writing {}", args.doc.display()))?;
+    for verdict in claims::verdicts::all(&evidence) {
+        println!("{:<4} {:<28} {}", verdict.id, verdict.kind.label(), verdict.claim);
+    }
+    println!("wrote {} from {}", args.doc.display(), dir.display());
+    Ok(())
 }

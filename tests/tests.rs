@@ -5,6 +5,7 @@ mod util;
 
 mod bench_gate;
 mod browser;
+mod claims;
 mod labs;
 mod loadgen_measurement;
 mod network;

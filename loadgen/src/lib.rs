@@ -21,9 +21,12 @@
 //! - [`network`]: the emulated network (RTT, jitter, bandwidth) between clients and server.
 //! - [`gate`] and [`bench`]: `pushlab bench`, the regression gate for CI.
 //! - [`trace`]: `pushlab trace`, every byte of one client's exchange, annotated.
+//! - [`claims`]: `pushlab claims`, every claim of the seed documents checked against
+//!   runs, written as `docs/claims.md`.
 //! - [`results`]: the `results.json` data model; [`report`]: table, CSV, plots.
 
 pub mod bench;
+pub mod claims;
 pub mod client;
 pub mod gate;
 pub mod lab;

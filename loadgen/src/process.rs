@@ -25,9 +25,19 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `exe serve --addr 127.0.0.1:0 ...extra` and waits for the address it prints.
     pub async fn spawn(exe: &Path, extra: &[String]) -> anyhow::Result<ServerProcess> {
+        Self::spawn_on(exe, "127.0.0.1:0".parse().expect("a valid address"), extra).await
+    }
+
+    /// Starts `exe serve --addr ADDR ...extra` (e.g. to restart a server where its
+    /// clients expect it) and waits for the address it prints.
+    pub async fn spawn_on(
+        exe: &Path,
+        addr: std::net::SocketAddr,
+        extra: &[String],
+    ) -> anyhow::Result<ServerProcess> {
         let mut child = Command::new(exe)
             .arg("serve")
-            .args(["--addr", "127.0.0.1:0"])
+            .args(["--addr", &addr.to_string()])
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

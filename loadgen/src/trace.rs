@@ -75,7 +75,8 @@ pub struct Recording {
 }
 
 impl Recording {
-    fn stream(&self, direction: Direction) -> Vec<u8> {
+    /// Every byte that went one way, in order.
+    pub fn stream(&self, direction: Direction) -> Vec<u8> {
         self.chunks.iter().filter(|c| c.1 == direction).flat_map(|c| c.2.clone()).collect()
     }
 

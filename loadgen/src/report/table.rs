@@ -31,7 +31,7 @@ pub struct Row {
 
 /// Lines of code of each client in this repository (non-blank, non-comment): the
 /// measurable part of "complexity". Polls and SSE also share `client/http.rs`.
-fn client_lines(transport: Transport) -> usize {
+pub fn client_lines(transport: Transport) -> usize {
     let source = match transport {
         Transport::ShortPoll => include_str!("../client/short_poll.rs"),
         Transport::LongPoll => include_str!("../client/long_poll.rs"),
@@ -42,15 +42,29 @@ fn client_lines(transport: Transport) -> usize {
 }
 
 /// Figures closer than this (relative) are a tie: one run cannot order them.
-const TIE: f64 = 0.15;
+pub const TIE: f64 = 0.15;
 
-/// Ranks the transports by `key` (smaller first, `≈` for ties) and says whether the
-/// seed's order of short poll, long poll and WebSocket holds.
-pub fn order(
+/// Whether a measured ranking agrees with the seed's order of short poll, long poll and
+/// WebSocket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeedOrder {
+    /// Strictly in the seed's order.
+    Holds,
+    /// In the seed's order except where figures tie.
+    HoldsWithTies,
+    /// Some pair is the other way round.
+    DoesNotHold,
+    /// The run lacks one of the three.
+    NotComparable,
+}
+
+/// Ranks the transports by `key` (smaller first, `≈` for ties within [`TIE`]): the
+/// ranking as text, and how it compares with the seed's order.
+pub fn ranking(
     results: &Results,
     key: impl Fn(&TransportResult) -> f64,
     seed_smaller_first: [Transport; 3],
-) -> String {
+) -> (String, SeedOrder) {
     let mut ranked: Vec<(Transport, f64)> =
         results.transports.iter().map(|t| (t.transport, key(t))).collect();
     ranked.sort_by(|a, b| a.1.total_cmp(&b.1));
@@ -69,11 +83,27 @@ pub fn order(
         .collect::<Vec<_>>()
         .join(" < ");
     let positions: Option<Vec<usize>> = seed_smaller_first.iter().map(|&t| tier_of(t)).collect();
-    let verdict = match positions {
-        None => "run short_poll, long_poll and ws to compare with the seed",
-        Some(p) if p[0] < p[1] && p[1] < p[2] => "seed's order holds",
-        Some(p) if p[0] <= p[1] && p[1] <= p[2] => "seed's order holds in part (ties)",
-        Some(_) => "seed's order does NOT hold",
+    let order = match positions {
+        None => SeedOrder::NotComparable,
+        Some(p) if p[0] < p[1] && p[1] < p[2] => SeedOrder::Holds,
+        Some(p) if p[0] <= p[1] && p[1] <= p[2] => SeedOrder::HoldsWithTies,
+        Some(_) => SeedOrder::DoesNotHold,
+    };
+    (text, order)
+}
+
+/// [`ranking`] with the verdict in words, for the table.
+pub fn order(
+    results: &Results,
+    key: impl Fn(&TransportResult) -> f64,
+    seed_smaller_first: [Transport; 3],
+) -> String {
+    let (text, order) = ranking(results, key, seed_smaller_first);
+    let verdict = match order {
+        SeedOrder::NotComparable => "run short_poll, long_poll and ws to compare with the seed",
+        SeedOrder::Holds => "seed's order holds",
+        SeedOrder::HoldsWithTies => "seed's order holds in part (ties)",
+        SeedOrder::DoesNotHold => "seed's order does NOT hold",
     };
     format!("{text}: {verdict}")
 }
