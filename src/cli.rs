@@ -125,6 +125,14 @@ struct LabArgs {
     /// Name of the run, for the default output folder.
     #[arg(long, default_value = "lab")]
     name: String,
+    /// Find each transport's maximum sustained rate: start at --rate and multiply it by
+    /// 1.5 each step until p99 passes --p99-limit, a message is lost or delivery falls
+    /// behind. Writes saturation.svg; idle phases are cut to 1 s.
+    #[arg(long)]
+    find_max: bool,
+    /// With --find-max: the p99 a step may not pass.
+    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
+    p99_limit: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -231,7 +239,20 @@ async fn lab(args: LabArgs, target: Option<String>, server_pid: Option<u32>) -> 
         pushlab_loadgen::lab::default_out_dir(std::path::Path::new("results"), &args.name)
     });
     let workloads = args.workload.validate_all()?;
-    let options = lab_options(workloads[0].clone(), target, server_pid, out.clone())?;
+    let mut options = lab_options(workloads[0].clone(), target, server_pid, out.clone())?;
+    if args.find_max {
+        options.workload.idle_seconds = options.workload.idle_seconds.min(Duration::from_secs(1));
+        let search = pushlab_loadgen::saturation::Search {
+            p99_limit_ms: args.p99_limit.as_secs_f64() * 1e3,
+            start_rate: options.workload.rate_per_second,
+            factor: 1.5,
+            max_steps: 20,
+        };
+        let curves = pushlab_loadgen::saturation::find_max(&options, search).await?;
+        println!("{}", pushlab_loadgen::saturation::markdown(&curves, &options.command, search));
+        println!("wrote {}/summary.md, saturation.json, saturation.svg and a folder per step", out.display());
+        return Ok(0);
+    }
     let runs = if workloads.len() == 1 {
         vec![pushlab_loadgen::lab::run(&options).await?]
     } else {

@@ -18,6 +18,7 @@
 //! - [`process`]: the server as its own process; CPU and memory from `/proc`.
 //! - [`run`]: one transport's measurement, phase by phase.
 //! - [`lab`]: every transport in turn, each against a fresh server; writes the reports.
+//! - [`saturation`]: `pushlab lab --find-max`, the rate each transport sustains.
 //! - [`network`]: the emulated network (RTT, jitter, bandwidth) between clients and server.
 //! - [`gate`] and [`bench`]: `pushlab bench`, the regression gate for CI.
 //! - [`trace`]: `pushlab trace`, every byte of one client's exchange, annotated.
@@ -37,6 +38,7 @@ pub mod record;
 pub mod report;
 pub mod results;
 pub mod run;
+pub mod saturation;
 pub mod trace;
 pub mod upstream;
 pub mod wire;

@@ -9,10 +9,11 @@ use plotters::prelude::*;
 use crate::results::Results;
 use crate::run::decode_histogram;
 
-const COLORS: [RGBColor; 4] =
+/// One colour per transport, in run order (shared by every plot).
+pub(crate) const COLORS: [RGBColor; 4] =
     [RGBColor(214, 39, 40), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(31, 119, 180)];
 
-fn draw_error(e: impl std::fmt::Display) -> anyhow::Error {
+pub(crate) fn draw_error(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("drawing a plot: {e}")
 }
 
