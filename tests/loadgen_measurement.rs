@@ -269,3 +269,26 @@ fn trace_shows_every_transport_on_the_wire() {
         }
     }
 }
+
+#[test]
+fn find_max_stops_at_the_first_step_over_the_latency_limit_and_plots_the_curve() {
+    // A p99 limit no real delivery meets (1 µs): the first step must fail, be reported
+    // with its reason, and leave the maximum at zero.
+    let out = std::env::temp_dir().join(format!("pushlab-find-max-{}", std::process::id()));
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_pushlab"))
+        .args(["lab", "--find-max", "--quick", "--clients", "3", "--transports", "ws", "--rate", "20"])
+        .args(["--p99-limit", "1us", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    let curves: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("saturation.json")).unwrap()).unwrap();
+    let steps = curves[0]["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "{curves}");
+    assert!(steps[0]["failed"].as_str().unwrap().contains("over the"), "{curves}");
+    assert_eq!(curves[0]["max_sustained_deliveries_per_second"], 0.0);
+    assert!(out.join("saturation.svg").exists() && stdout.contains("at most 0 deliveries/s"), "{stdout}");
+    let _ = std::fs::remove_dir_all(out);
+}

@@ -101,8 +101,12 @@ pub async fn find_max(options: &LabOptions, search: Search) -> anyhow::Result<Ve
     let mut curves = Vec::new();
     for &transport in &options.workload.transports {
         let clients = options.workload.clients;
-        let mut curve =
-            Curve { transport: transport.name().into(), clients, steps: Vec::new(), max_sustained_deliveries_per_second: 0.0 };
+        let mut curve = Curve {
+            transport: transport.name().into(),
+            clients,
+            steps: Vec::new(),
+            max_sustained_deliveries_per_second: 0.0,
+        };
         let mut rate = search.start_rate;
         for _ in 0..search.max_steps {
             eprintln!("\n== find-max: {transport} at {rate:.0} msg/s × {clients} clients");
@@ -182,9 +186,7 @@ fn plot(curves: &[Curve], path: &Path) -> anyhow::Result<()> {
         .build_cartesian_2d(0.0..x_max, 0.0..y_max)
         .map_err(draw_error)?;
     chart.configure_mesh().x_desc("offered").y_desc("delivered").draw().map_err(draw_error)?;
-    chart
-        .draw_series(LineSeries::new([(0.0, 0.0), (x_max, x_max)], BLACK.mix(0.3)))
-        .map_err(draw_error)?;
+    chart.draw_series(LineSeries::new([(0.0, 0.0), (x_max, x_max)], BLACK.mix(0.3))).map_err(draw_error)?;
     for (i, c) in curves.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let points = c.steps.iter().map(|s| (s.offered_deliveries_per_second, s.delivered_per_second));
@@ -217,7 +219,9 @@ fn plot(curves: &[Curve], path: &Path) -> anyhow::Result<()> {
     for (i, c) in curves.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let points = c.steps.iter().map(|s| (s.offered_deliveries_per_second, s.p99_ms.max(0.01)));
-        chart.draw_series(LineSeries::new(points, color.stroke_width(2)).point_size(3)).map_err(draw_error)?;
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)).point_size(3))
+            .map_err(draw_error)?;
     }
     root.present().map_err(draw_error)?;
     Ok(())

@@ -10,13 +10,15 @@ use super::{ClientError, Session};
 pub async fn run(session: &mut Session) -> Result<(), ClientError> {
     let mut connection = HttpConnection::open(session).await?;
     // The schedule is a fixed grid from the run's start (offset per client, so pollers
-    // spread over the interval). A reconnect joins the grid where it is, as a browser's
-    // `setInterval` keeps ticking while a fetch fails.
+    // spread over the interval). The first poll goes out at once; a reconnect joins the
+    // grid at its next tick, as a browser's `setInterval` keeps ticking while a fetch fails.
     let (interval, grid_start) =
         (session.settings.poll_interval, session.epoch + session.settings.poll_offset);
-    let now = tokio::time::Instant::now();
-    let ticks_done = now.saturating_duration_since(grid_start).as_nanos().div_ceil(interval.as_nanos());
-    let first = grid_start + interval * ticks_done as u32;
+    let elapsed = tokio::time::Instant::now().saturating_duration_since(grid_start).as_nanos();
+    let never_polled = session.live.requests.load(std::sync::atomic::Ordering::Relaxed) == 0;
+    let ticks =
+        if never_polled { elapsed / interval.as_nanos() } else { elapsed.div_ceil(interval.as_nanos()) };
+    let first = grid_start + interval * ticks as u32;
     let mut schedule = tokio::time::interval_at(first, interval);
     // A poll that took longer than the interval is not followed by a burst of catch-up
     // polls: the next one waits for the next tick, as a timer-driven client does.
