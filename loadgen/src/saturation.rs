@@ -185,7 +185,15 @@ fn plot(curves: &[Curve], path: &Path) -> anyhow::Result<()> {
         .y_label_area_size(70)
         .build_cartesian_2d(0.0..x_max, 0.0..y_max)
         .map_err(draw_error)?;
-    chart.configure_mesh().x_desc("offered").y_desc("delivered").draw().map_err(draw_error)?;
+    let thousands = |v: &f64| format!("{:.0}k", v / 1e3);
+    chart
+        .configure_mesh()
+        .x_desc("offered")
+        .y_desc("delivered")
+        .x_label_formatter(&thousands)
+        .y_label_formatter(&thousands)
+        .draw()
+        .map_err(draw_error)?;
     chart.draw_series(LineSeries::new([(0.0, 0.0), (x_max, x_max)], BLACK.mix(0.3))).map_err(draw_error)?;
     for (i, c) in curves.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
@@ -213,7 +221,8 @@ fn plot(curves: &[Curve], path: &Path) -> anyhow::Result<()> {
     chart
         .configure_mesh()
         .x_desc("offered deliveries/s")
-        .y_label_formatter(&|y| format!("{y}"))
+        .x_label_formatter(&thousands)
+        .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()
         .map_err(draw_error)?;
     for (i, c) in curves.iter().enumerate() {
