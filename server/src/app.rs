@@ -75,8 +75,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes(&state.config)))
-        .layer(axum::middleware::from_fn(cors))
-        .layer(axum::middleware::map_response_with_state(state.clone(), count_rejections))
+        // One middleware, not two: each axum middleware boxes a future per request,
+        // which showed in short polling's requests/s (server/benches/poll_rps.rs).
+        .layer(axum::middleware::from_fn_with_state(state.clone(), cors_and_rejections))
         .with_state(state)
 }
 
@@ -115,9 +116,17 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 /// `access-control-allow-origin` to *every* response — about 110 bytes that the lab would
 /// charge to each poll. Here only requests that carry an `Origin` (browsers' cross-origin
 /// requests) get the headers, and preflights are answered directly.
-async fn cors(request: Request, next: Next) -> Response {
+///
+/// It also counts every refusal (4xx and 5xx) for `/metrics`.
+async fn cors_and_rejections(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let count = |response: Response| {
+        if response.status().is_client_error() || response.status().is_server_error() {
+            app.metrics.rejected.inc();
+        }
+        response
+    };
     if !request.headers().contains_key(header::ORIGIN) {
-        return next.run(request).await;
+        return count(next.run(request).await);
     }
     let allow_any = (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
     let preflight = request.method() == Method::OPTIONS
@@ -136,14 +145,7 @@ async fn cors(request: Request, next: Next) -> Response {
     }
     let mut response = next.run(request).await;
     response.headers_mut().insert(allow_any.0, allow_any.1);
-    response
-}
-
-async fn count_rejections(State(app): State<Arc<AppState>>, response: Response) -> Response {
-    if response.status().is_client_error() || response.status().is_server_error() {
-        app.metrics.rejected.inc();
-    }
-    response
+    count(response)
 }
 
 /// Serves on `listener` until `shutdown` resolves, then: stops accepting, answers held

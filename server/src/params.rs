@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use axum::extract::{FromRequestParts, Query};
+use std::borrow::Cow;
+
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use serde::Deserialize;
 
 use crate::config::{LONG_POLL_DEFAULT, LONG_POLL_MAX, POLL_LIMIT_DEFAULT, POLL_LIMIT_MAX};
 use crate::error::ApiError;
@@ -25,17 +26,44 @@ pub struct Params {
     pub event_names: bool,
 }
 
-#[derive(Deserialize)]
-struct Raw {
-    since: Option<String>,
-    limit: Option<String>,
-    timeout: Option<String>,
-    token: Option<String>,
-    event_names: Option<String>,
+/// The parameters as they came, borrowed from the query string where no decoding was
+/// needed (every poll parses one, so this path avoids allocating).
+#[derive(Default)]
+struct Raw<'a> {
+    since: Option<Cow<'a, str>>,
+    limit: Option<Cow<'a, str>>,
+    timeout: Option<Cow<'a, str>>,
+    token: Option<Cow<'a, str>>,
+    event_names: Option<Cow<'a, str>>,
+}
+
+impl<'a> Raw<'a> {
+    /// Splits `a=1&b=2` (percent-decoding as needed); unknown names are ignored, a name
+    /// given twice is an error.
+    fn from_query(query: &'a str) -> Result<Raw<'a>, ApiError> {
+        let mut raw = Raw::default();
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            let slot = match name.as_ref() {
+                "since" => &mut raw.since,
+                "limit" => &mut raw.limit,
+                "timeout" => &mut raw.timeout,
+                "token" => &mut raw.token,
+                "event_names" => &mut raw.event_names,
+                _ => continue,
+            };
+            if slot.replace(value).is_some() {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("`{name}` is given more than once"),
+                ));
+            }
+        }
+        Ok(raw)
+    }
 }
 
 impl Params {
-    fn parse(raw: Raw) -> Result<Params, ApiError> {
+    fn parse(raw: Raw<'_>) -> Result<Params, ApiError> {
         let since = raw.since.as_deref().map(|s| parse_u64("since", s)).transpose()?;
         let limit = match raw.limit.as_deref() {
             None => POLL_LIMIT_DEFAULT,
@@ -88,7 +116,7 @@ impl Params {
                 ))
             }
         };
-        Ok(Params { since, limit, timeout, token: raw.token, event_names })
+        Ok(Params { since, limit, timeout, token: raw.token.map(Cow::into_owned), event_names })
     }
 }
 
@@ -105,11 +133,8 @@ fn parse_u64(name: &str, value: &str) -> Result<u64, ApiError> {
 impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let Query(raw) = Query::<Raw>::from_request_parts(parts, state)
-            .await
-            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-        Params::parse(raw)
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Params::parse(Raw::from_query(parts.uri.query().unwrap_or(""))?)
     }
 }
 
@@ -158,14 +183,15 @@ mod tests {
     }
 
     #[test]
+    fn a_parameter_given_twice_is_refused_and_encoded_values_are_decoded() {
+        assert_eq!(Raw::from_query("since=1&since=2").err().map(|e| e.code), Some("invalid_query"));
+        let raw = Raw::from_query("token=a%20b&other=x").ok().unwrap();
+        assert_eq!(raw.token.as_deref(), Some("a b"));
+    }
+
+    #[test]
     fn event_names_is_a_boolean() {
-        let raw = |v: &str| Raw {
-            since: None,
-            limit: None,
-            timeout: None,
-            token: None,
-            event_names: Some(v.into()),
-        };
+        let raw = |v: &'static str| Raw { event_names: Some(v.into()), ..Raw::default() };
         assert!(!Params::parse(raw("false")).unwrap().event_names);
         assert!(Params::parse(raw("true")).unwrap().event_names);
         assert_eq!(Params::parse(raw("no")).unwrap_err().code, "invalid_event_names");
