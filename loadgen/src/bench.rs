@@ -66,7 +66,7 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<i32> {
         )
     })?;
     let (then, now) = (&baseline[0].setup.workload, &runs[0].setup.workload);
-    if then != now {
+    if !same_workload(then, now) {
         bail!(
             "the baseline was made with a different workload; compare like with like.\n  baseline: {then}\n  now:      {now}"
         );
@@ -136,4 +136,40 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<Results>> {
         bail!("{} holds no runs", path.display());
     }
     Ok(runs)
+}
+
+/// Whether two recorded workloads are the same. A setting added to pushlab after the
+/// baseline was made is absent there and `null` (its default: off) now; that is the same
+/// workload, so a new optional flag does not invalidate every baseline.
+pub fn same_workload(then: &serde_json::Value, now: &serde_json::Value) -> bool {
+    fn without_nulls(value: &serde_json::Value) -> serde_json::Value {
+        match value {
+            serde_json::Value::Object(map) => serde_json::Value::Object(
+                map.iter()
+                    .filter(|(_, v)| !v.is_null())
+                    .map(|(k, v)| (k.clone(), without_nulls(v)))
+                    .collect(),
+            ),
+            other => other.clone(),
+        }
+    }
+    without_nulls(then) == without_nulls(now)
+}
+
+#[cfg(test)]
+mod workload_tests {
+    use super::same_workload;
+    use serde_json::json;
+
+    #[test]
+    fn a_setting_added_later_and_left_off_is_the_same_workload() {
+        let then = json!({"clients": 100, "network": {"rtt_ms": 0.0}});
+        let now = json!({"clients": 100, "drop_every_seconds": null, "network": {"rtt_ms": 0.0}});
+        assert!(same_workload(&then, &now));
+        assert!(!same_workload(
+            &then,
+            &json!({"clients": 100, "drop_every_seconds": 1.0, "network": {"rtt_ms": 0.0}})
+        ));
+        assert!(!same_workload(&then, &json!({"clients": 50, "network": {"rtt_ms": 0.0}})));
+    }
 }
