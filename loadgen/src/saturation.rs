@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::lab::{self, LabOptions};
 use crate::report;
-use crate::report::plots::{draw_error, COLORS};
+use crate::report::plots::{draw_error, draw_legend, legend_mark, COLORS};
 use crate::results::TransportResult;
 
 /// How the rate is raised and when a step fails.
@@ -202,15 +202,9 @@ fn plot(curves: &[Curve], path: &Path) -> anyhow::Result<()> {
             .draw_series(LineSeries::new(points, color.stroke_width(2)).point_size(3))
             .map_err(draw_error)?
             .label(c.transport.clone())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| legend_mark(x, y, color));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(draw_error)?;
+    draw_legend(&mut chart)?;
     let mut chart = ChartBuilder::on(&right)
         .caption("p99 latency (ms)", ("sans-serif", 16))
         .margin(15)

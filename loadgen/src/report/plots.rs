@@ -17,6 +17,27 @@ pub(crate) fn draw_error(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("drawing a plot: {e}")
 }
 
+/// The short line beside a series' name in the legend.
+pub(crate) fn legend_mark(x: i32, y: i32, color: RGBColor) -> PathElement<(i32, i32)> {
+    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+}
+
+/// The legend box, top left, as every plot here draws it.
+pub(crate) fn draw_legend<'a, DB, CT>(chart: &mut ChartContext<'a, DB, CT>) -> anyhow::Result<()>
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    CT: CoordTranslate,
+{
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(draw_error)
+}
+
 /// Latency by percentile, one line per transport, both axes logarithmic.
 pub fn latency_percentiles(results: &Results, path: &Path) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
@@ -64,15 +85,9 @@ pub fn latency_percentiles(results: &Results, path: &Path) -> anyhow::Result<()>
             .draw_series(LineSeries::new(points, color.stroke_width(2)))
             .map_err(draw_error)?
             .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| legend_mark(x, y, color));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(draw_error)?;
+    draw_legend(&mut chart)?;
     root.present().map_err(draw_error)?;
     Ok(())
 }
@@ -208,7 +223,7 @@ pub fn sweep(runs: &[Results], path: &Path) -> anyhow::Result<()> {
             )
             .map_err(draw_error)?
             .label(*name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| legend_mark(x, y, color));
         chart
             .draw_series(DashedLineSeries::new(
                 points.iter().map(|p| (p.x, p.p99)),
@@ -218,13 +233,7 @@ pub fn sweep(runs: &[Results], path: &Path) -> anyhow::Result<()> {
             ))
             .map_err(draw_error)?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(draw_error)?;
+    draw_legend(&mut chart)?;
 
     let mut chart = ChartBuilder::on(&right)
         .caption("Idle cost per client per day (bytes)", ("sans-serif", 16))
