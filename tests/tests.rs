@@ -12,3 +12,4 @@ mod network;
 mod server_delivery;
 mod server_errors;
 mod server_lifecycle;
+mod server_sse_direct;

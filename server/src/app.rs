@@ -160,29 +160,18 @@ pub async fn run(
     let token = state.shutdown.clone();
     let grace = state.config.shutdown_grace;
     let tasks = state.tasks.clone();
-    // Nagle's algorithm would hold small frames back waiting for an ACK: the exact
-    // opposite of what a push server wants.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let signal = {
-        let token = token.clone();
-        async move {
-            shutdown.await;
-            token.cancel();
-        }
+    let connections = TaskTracker::new();
+    let signal = async {
+        shutdown.await;
+        token.cancel();
     };
-    let serve = axum::serve(listener, app(state)).with_graceful_shutdown(signal);
-    let serve = std::pin::pin!(std::future::IntoFuture::into_future(serve));
-    // Graceful shutdown waits for every response to finish. A client that stopped
-    // reading would hold it forever, so past the grace period we stop waiting.
-    let deadline = async {
-        token.cancelled().await;
-        tokio::time::sleep(grace + Duration::from_millis(300)).await;
-    };
-    tokio::select! {
-        result = serve => result?,
-        _ = deadline => tracing::warn!("some connections did not finish within the grace period; closing them"),
+    let router = app(state.clone());
+    tokio::join!(signal, crate::connection::accept(listener, state, router, connections.clone()));
+    // Every connection finishes its response in progress. A client that stopped reading
+    // would hold that forever, so past the grace period we stop waiting.
+    connections.close();
+    if tokio::time::timeout(grace + Duration::from_millis(300), connections.wait()).await.is_err() {
+        tracing::warn!("some connections did not finish within the grace period; closing them");
     }
     tasks.close();
     let _ = tokio::time::timeout(grace, tasks.wait()).await;

@@ -20,6 +20,8 @@
 //! - [`metrics`]: `/status`, `/metrics` (Prometheus) and the subscriber limit.
 //! - [`config`]: the settings and the constants behind them.
 //! - [`app`]: the router, and [`run`] which serves it and shuts it down promptly.
+//! - `connection`: the accept loop, which hands a fresh `GET /sse` connection to the SSE
+//!   transport and every other connection to hyper.
 //!
 //! # Using it
 //!
@@ -28,6 +30,7 @@
 
 pub mod app;
 pub mod config;
+mod connection;
 pub mod error;
 pub mod log;
 pub mod metrics;

@@ -63,6 +63,11 @@ impl<'a> Raw<'a> {
 }
 
 impl Params {
+    /// The parameters of a query string (`since=5&limit=10`, without the `?`).
+    pub fn from_query(query: &str) -> Result<Params, ApiError> {
+        Params::parse(Raw::from_query(query)?)
+    }
+
     fn parse(raw: Raw<'_>) -> Result<Params, ApiError> {
         let since = raw.since.as_deref().map(|s| parse_u64("since", s)).transpose()?;
         let limit = match raw.limit.as_deref() {
@@ -134,7 +139,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Params::parse(Raw::from_query(parts.uri.query().unwrap_or(""))?)
+        Params::from_query(parts.uri.query().unwrap_or(""))
     }
 }
 
