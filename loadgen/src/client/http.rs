@@ -1,8 +1,9 @@
 //! A minimal HTTP/1.1 client connection (hyper) over a byte-counting socket, reused
 //! between requests like a browser's keep-alive connection.
 //!
-//! reqwest cannot report socket bytes, so the polling and SSE clients use hyper's
-//! connection API directly with a [`CountingStream`] underneath.
+//! reqwest cannot report socket bytes, so the SSE client and the publisher use hyper's
+//! connection API directly with a [`CountingStream`] underneath. (The pollers use the
+//! leaner `poll_connection.rs`.)
 
 use std::sync::atomic::Ordering;
 
