@@ -179,3 +179,17 @@ async fn cors_headers_go_only_to_browsers_cross_origin_requests() {
     assert!(preflight.headers()["access-control-allow-methods"].to_str().unwrap().contains("POST"));
     assert!(preflight.headers()["access-control-allow-headers"].to_str().unwrap().contains("content-type"));
 }
+
+#[tokio::test]
+async fn every_refusal_is_counted_for_metrics() {
+    let server = TestServer::start().await;
+    let client = reqwest::Client::new();
+    for (path, status) in [("/poll?since=x", 400), ("/nowhere", 404), ("/poll", 200), ("/sse?since=-1", 400)]
+    {
+        assert_eq!(client.get(server.url(path)).send().await.unwrap().status(), status, "{path}");
+    }
+    let oversized = client.post(server.url("/publish")).body(vec![b' '; 10 << 20]).send().await.unwrap();
+    assert_eq!(oversized.status(), 413);
+    let metrics = client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("pushlab_rejected_requests_total 4\n"), "{metrics}");
+}

@@ -5,11 +5,9 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::Request;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, Method, Uri};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
@@ -65,7 +63,9 @@ impl AppState {
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(page))
-        .route("/publish", post(publish))
+        // Only publishing reads a body; a layer on the whole router would add its limit
+        // to every poll's request extensions.
+        .route("/publish", post(publish).layer(DefaultBodyLimit::max(max_body_bytes(&state.config))))
         .route("/poll", get(short_poll))
         .route("/long-poll", get(long_poll))
         .route("/sse", get(sse))
@@ -74,10 +74,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body_bytes(&state.config)))
-        // One middleware, not two: each axum middleware boxes a future per request,
-        // which showed in short polling's requests/s (server/benches/poll_rps.rs).
-        .layer(axum::middleware::from_fn_with_state(state.clone(), cors_and_rejections))
+        .layer(crate::edge::Edge { rejected: state.metrics.rejected.clone() })
         .with_state(state)
 }
 
@@ -107,45 +104,6 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     let mut error = ApiError::method_not_allowed(allowed);
     error.message = format!("{method} {}: {}", uri.path(), error.message);
     error
-}
-
-/// Lets any page follow the stream and publish (EventSource and fetch obey CORS;
-/// WebSocket does not; the publish token still applies).
-///
-/// Hand-written rather than tower-http's `CorsLayer`, which adds `vary` and
-/// `access-control-allow-origin` to *every* response — about 110 bytes that the lab would
-/// charge to each poll. Here only requests that carry an `Origin` (browsers' cross-origin
-/// requests) get the headers, and preflights are answered directly.
-///
-/// It also counts every refusal (4xx and 5xx) for `/metrics`.
-async fn cors_and_rejections(State(app): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let count = |response: Response| {
-        if response.status().is_client_error() || response.status().is_server_error() {
-            app.metrics.rejected.inc();
-        }
-        response
-    };
-    if !request.headers().contains_key(header::ORIGIN) {
-        return count(next.run(request).await);
-    }
-    let allow_any = (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    let preflight = request.method() == Method::OPTIONS
-        && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
-    if preflight {
-        let headers = [
-            allow_any,
-            (header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST")),
-            (
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                HeaderValue::from_static("content-type, authorization, last-event-id"),
-            ),
-            (header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400")),
-        ];
-        return (StatusCode::NO_CONTENT, headers).into_response();
-    }
-    let mut response = next.run(request).await;
-    response.headers_mut().insert(allow_any.0, allow_any.1);
-    count(response)
 }
 
 /// Serves on `listener` until `shutdown` resolves, then: stops accepting, answers held

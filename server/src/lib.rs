@@ -20,6 +20,7 @@
 //! - [`metrics`]: `/status`, `/metrics` (Prometheus) and the subscriber limit.
 //! - [`config`]: the settings and the constants behind them.
 //! - [`app`]: the router, and [`run`] which serves it and shuts it down promptly.
+//! - `edge`: what every request passes through: CORS and counting refusals.
 //! - `connection`: the accept loop, which hands a fresh `GET /sse` connection to the SSE
 //!   transport and every other connection to hyper.
 //!
@@ -31,6 +32,7 @@
 pub mod app;
 pub mod config;
 mod connection;
+mod edge;
 pub mod error;
 pub mod log;
 pub mod metrics;

@@ -15,6 +15,8 @@ pub mod ws;
 
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use std::fmt::Write;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 
@@ -83,9 +85,10 @@ pub fn poll_body(read: &Read) -> Bytes {
         }
         body.put_slice(entry.json.as_bytes());
     }
-    body.put_slice(format!("],\"last_id\":{}", read.last_id).as_bytes());
+    // Written straight into the body: `format!` would allocate a String per poll.
+    let _ = write!(body, "],\"last_id\":{}", read.last_id);
     if read.missed > 0 {
-        body.put_slice(format!(",\"missed\":{}", read.missed).as_bytes());
+        let _ = write!(body, ",\"missed\":{}", read.missed);
     }
     if read.reset {
         body.put_slice(b",\"reset\":true");

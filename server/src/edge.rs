@@ -1,0 +1,114 @@
+//! What every HTTP request passes through before and after its handler: CORS, and
+//! counting refusals for `/metrics`.
+//!
+//! CORS lets any page follow the stream and publish (EventSource and fetch obey CORS;
+//! WebSocket does not; the publish token still applies). It is hand-written rather than
+//! tower-http's `CorsLayer`, which adds `vary` and `access-control-allow-origin` to
+//! *every* response: about 110 bytes that the lab would charge to each poll. Here only
+//! requests that carry an `Origin` (browsers' cross-origin requests) get the header, and
+//! preflights are answered directly.
+//!
+//! It is a tower layer with its own small future rather than an
+//! `axum::middleware::from_fn`, which boxes the inner service and two futures on every
+//! request: on short polling, that middleware cost about 15 % of requests/s
+//! (`server/benches/poll_rps.rs`, docs/performance.md).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::extract::Request;
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::metrics::counter::Counter;
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// The layer; `rejected` counts every 4xx and 5xx answer.
+#[derive(Clone, Debug)]
+pub(crate) struct Edge {
+    pub(crate) rejected: Counter,
+}
+
+impl<S> Layer<S> for Edge {
+    type Service = EdgeService<S>;
+
+    fn layer(&self, inner: S) -> EdgeService<S> {
+        EdgeService { inner, rejected: self.rejected.clone() }
+    }
+}
+
+/// [`Edge`] around a service.
+#[derive(Clone, Debug)]
+pub(crate) struct EdgeService<S> {
+    inner: S,
+    rejected: Counter,
+}
+
+impl<S> Service<Request> for EdgeService<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = EdgeFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let cross_origin = request.headers().contains_key(header::ORIGIN);
+        let preflight = cross_origin
+            && request.method() == Method::OPTIONS
+            && request.headers().contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        if preflight {
+            return EdgeFuture::Preflight;
+        }
+        EdgeFuture::Handler {
+            handler: self.inner.call(request),
+            cross_origin,
+            rejected: self.rejected.clone(),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The handler's future, finishing its response; or a preflight's answer.
+    #[project = EdgeProjection]
+    pub(crate) enum EdgeFuture<F> {
+        Handler { #[pin] handler: F, cross_origin: bool, rejected: Counter },
+        Preflight,
+    }
+}
+
+impl<F: Future<Output = Result<Response, Infallible>>> Future for EdgeFuture<F> {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let (handler, cross_origin, rejected) = match self.project() {
+            EdgeProjection::Preflight => return Poll::Ready(Ok(preflight())),
+            EdgeProjection::Handler { handler, cross_origin, rejected } => (handler, cross_origin, rejected),
+        };
+        let Ok(mut response) = std::task::ready!(handler.poll(cx));
+        if response.status().is_client_error() || response.status().is_server_error() {
+            rejected.inc();
+        }
+        if *cross_origin {
+            response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+/// The answer to a CORS preflight: any origin, the methods and headers pushlab uses.
+fn preflight() -> Response {
+    let headers = [
+        (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+        (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST"),
+        (header::ACCESS_CONTROL_ALLOW_HEADERS, "content-type, authorization, last-event-id"),
+        (header::ACCESS_CONTROL_MAX_AGE, "86400"),
+    ];
+    (StatusCode::NO_CONTENT, headers).into_response()
+}
