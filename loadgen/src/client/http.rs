@@ -1,9 +1,9 @@
 //! A minimal HTTP/1.1 client connection (hyper) over a byte-counting socket, reused
 //! between requests like a browser's keep-alive connection.
 //!
-//! reqwest cannot report socket bytes, so the SSE client and the publisher use hyper's
-//! connection API directly with a [`CountingStream`] underneath. (The pollers use the
-//! leaner `poll_connection.rs`.)
+//! reqwest cannot report socket bytes, so the publisher (and the "bidirectional"
+//! measurement's POSTs) use hyper's connection API directly with a [`CountingStream`]
+//! underneath. Subscribers use the leaner `lean_http.rs`.
 
 use std::sync::atomic::Ordering;
 
@@ -45,17 +45,6 @@ impl HttpConnection {
         Ok(HttpConnection { sender, driver })
     }
 
-    /// Sends `GET path` with the headers a small browser-like client sends.
-    pub async fn get(
-        &mut self,
-        session: &Session,
-        path: &str,
-        accept: &str,
-    ) -> anyhow::Result<Response<Incoming>> {
-        let request = Request::get(path).header(hyper::header::ACCEPT, accept).body(Full::default())?;
-        self.send(session, request).await
-    }
-
     /// Sends `POST path` with a JSON body (used to publish from an HTTP client).
     pub async fn post_json(&mut self, session: &Session, path: &str, body: Bytes) -> anyhow::Result<Bytes> {
         let request = Request::post(path)
@@ -83,12 +72,6 @@ impl HttpConnection {
         let response = self.sender.send_request(request).await?;
         anyhow::ensure!(response.status().is_success(), "{method} {path}: {}", response.status());
         Ok(response)
-    }
-
-    /// `GET path` and the whole body.
-    pub async fn get_body(&mut self, session: &Session, path: &str) -> anyhow::Result<Bytes> {
-        let response = self.get(session, path, "application/json").await?;
-        Ok(response.into_body().collect().await?.to_bytes())
     }
 }
 

@@ -9,15 +9,15 @@
 //! | SSE | `sse.rs` | one `GET /sse`, events parsed by `eventsource-stream` |
 //! | WebSocket | `ws.rs` | one upgraded connection, `tokio-tungstenite` |
 //!
-//! The pollers share `poll_connection.rs` (a lean keep-alive request/response client);
-//! the SSE client and the publisher use hyper's connection API (`http.rs`).
+//! The pollers and the SSE client share `lean_http.rs`, a lean keep-alive HTTP/1.1
+//! connection; the publisher uses hyper's connection API (`http.rs`).
 //!
 //! Every client reconnects after an error and resumes from its cursor, so a dropped
 //! connection shows up as reconnects, not as lost messages.
 
 pub mod http;
+pub mod lean_http;
 pub mod long_poll;
-pub mod poll_connection;
 pub mod short_poll;
 pub mod sse;
 pub mod ws;

@@ -3,12 +3,12 @@
 
 use tokio::time::MissedTickBehavior;
 
-use super::poll_connection::PollConnection;
+use super::lean_http::LeanConnection;
 use super::{ClientError, Session};
 
 /// Polls until stopped.
 pub async fn run(session: &mut Session) -> Result<(), ClientError> {
-    let mut connection = PollConnection::open(session).await?;
+    let mut connection = LeanConnection::open(session).await?;
     // The schedule is a fixed grid from the run's start (offset per client, so pollers
     // spread over the interval). The first poll goes out at once; a reconnect joins the
     // grid at its next tick, as a browser's `setInterval` keeps ticking while a fetch fails.
@@ -29,7 +29,7 @@ pub async fn run(session: &mut Session) -> Result<(), ClientError> {
             _ = schedule.tick() => {}
         }
         if !session.settings.keepalive {
-            connection = PollConnection::open(session).await?;
+            connection = LeanConnection::open(session).await?;
         }
         let path = format!("/poll?since={}", session.cursor);
         let body = tokio::select! {

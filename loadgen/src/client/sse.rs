@@ -1,14 +1,13 @@
 //! SSE client: one `GET /sse` whose body is parsed into events by `eventsource-stream`
-//! (the same parsing rules as the browser's `EventSource`). On reconnect it sends
-//! `Last-Event-ID`, exactly as a browser does.
+//! (the same parsing rules as the browser's `EventSource`). On reconnect it resumes from
+//! its cursor with `?since=`, which the server treats as it treats `Last-Event-ID`.
 
 use anyhow::Context;
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
-use http_body_util::BodyDataStream;
 use serde::Deserialize;
 
-use super::http::HttpConnection;
+use super::lean_http::LeanConnection;
 use super::{ClientError, Session};
 
 #[derive(Deserialize)]
@@ -21,15 +20,15 @@ struct Notice {
 
 /// Follows the event stream until stopped or the stream ends.
 pub async fn run(session: &mut Session) -> Result<(), ClientError> {
-    let mut connection = HttpConnection::open(session).await?;
+    let connection = LeanConnection::open(session).await?;
     // `since` on the first connection; afterwards the cursor is what Last-Event-ID
     // would carry, and the server treats both the same.
     let path = format!("/sse?since={}", session.cursor);
-    let response = tokio::select! {
+    let body = tokio::select! {
         _ = session.stop.cancelled() => return Err(ClientError::Stopped),
-        response = connection.get(session, &path, "text/event-stream") => response?,
+        body = connection.get_stream(session, &path, "text/event-stream") => body?,
     };
-    let mut events = BodyDataStream::new(response.into_body()).eventsource();
+    let mut events = std::pin::pin!(body.eventsource());
     loop {
         let event = tokio::select! {
             _ = session.stop.cancelled() => return Err(ClientError::Stopped),
