@@ -180,12 +180,7 @@ fn setup(options: &LabOptions, fd_limit: u64) -> anyhow::Result<Setup> {
         .unwrap_or_else(|| "unknown".into());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
     let memory_bytes = procfs::Current::current().map(|m: procfs::Meminfo| m.mem_total).unwrap_or(0);
-    let git_commit = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let git_commit = git_commit();
     Ok(Setup {
         pushlab_version: env!("CARGO_PKG_VERSION").to_string(),
         command: options.command.clone(),
@@ -217,4 +212,17 @@ pub fn default_out_dir(results_dir: &Path, name: &str) -> PathBuf {
         n += 1;
     }
     candidate
+}
+
+/// `git rev-parse HEAD` of the working directory, with `+uncommitted` appended when its
+/// code (Rust sources, manifests, the lock file) differs from that commit: a run made
+/// with uncommitted changes must not pass for a run of the commit.
+fn git_commit() -> Option<String> {
+    let git = |args: &[&str]| std::process::Command::new("git").args(args).output().ok();
+    let head = git(&["rev-parse", "HEAD"]).filter(|o| o.status.success())?;
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    let code = [":(glob)**/*.rs", ":(glob)**/Cargo.toml", "Cargo.lock"];
+    let changed = git(&[&["diff", "--quiet", "HEAD", "--"][..], &code[..]].concat())
+        .is_some_and(|o| o.status.code() == Some(1));
+    Some(if changed { format!("{head}+uncommitted") } else { head })
 }

@@ -29,7 +29,8 @@ pub struct Setup {
     pub command: String,
     /// Start time, RFC 3339 UTC.
     pub started_at: String,
-    /// `git rev-parse HEAD` of the working directory, when available.
+    /// `git rev-parse HEAD` of the working directory, when available; `+uncommitted`
+    /// follows it when the code there differs from that commit.
     pub git_commit: Option<String>,
     /// The machine.
     pub machine: Machine,
