@@ -9,6 +9,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
+use pushlab_loadgen::client::sse::one_event_at_a_time;
 use pushlab_loadgen::client::{ClientSettings, Session, Target};
 use pushlab_loadgen::record::{new_histogram, probe_data, Recorder, Window};
 
@@ -28,6 +29,8 @@ fn session() -> Session {
             poll_interval: Duration::ZERO,
             poll_offset: Duration::ZERO,
             long_poll_timeout: Duration::ZERO,
+            keepalive: true,
+            drop_every: None,
         },
         live: Default::default(),
         recorder: Recorder::new(window),
@@ -55,21 +58,21 @@ fn deliver(c: &mut Criterion) {
 }
 
 /// Guards SSE input parsing (`eventsource-stream`, the same rules as a browser) for a
-/// chunk of 100 events, as a lagging cursor sends them in one write.
+/// chunk of 100 events, as a lagging cursor sends them in one write: fed as it comes, and
+/// one event at a time as the SSE client feeds it (`one_event_at_a_time`).
 fn parse_sse(c: &mut Criterion) {
     let chunk: String =
         (1..=100).map(|id| format!("id: {id}\nevent: update\ndata: {}\n\n", message_json(id))).collect();
     let chunk = bytes::Bytes::from(chunk);
     let runtime = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+    let input = || futures_util::stream::iter([Ok::<_, std::convert::Infallible>(chunk.clone())]);
     let mut group = c.benchmark_group("parse");
     group.throughput(Throughput::Elements(100));
+    group.bench_function("sse_100_events_whole_chunk", |b| {
+        b.iter(|| runtime.block_on(input().eventsource().count()))
+    });
     group.bench_function("sse_100_events", |b| {
-        b.iter(|| {
-            runtime.block_on(async {
-                let input = futures_util::stream::iter([Ok::<_, std::convert::Infallible>(chunk.clone())]);
-                input.eventsource().count().await
-            })
-        })
+        b.iter(|| runtime.block_on(one_event_at_a_time(input()).eventsource().count()))
     });
     group.finish();
 }

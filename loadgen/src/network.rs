@@ -187,21 +187,6 @@ async fn direction(
     tokio::join!(reader, writer);
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bandwidths_parse_in_decimal_units() {
-        assert_eq!(parse_bandwidth("8mbit"), Ok(1_000_000));
-        assert_eq!(parse_bandwidth("512kbit"), Ok(64_000));
-        assert_eq!(parse_bandwidth("2MB/s"), Ok(2_000_000));
-        assert_eq!(parse_bandwidth("1500"), Ok(1500));
-        assert!(parse_bandwidth("fast").is_err());
-        assert!(parse_bandwidth("10 furlongs").is_err());
-    }
-}
-
 /// Why `--loss` cannot run on this machine, in words a user can act on.
 ///
 /// Packet loss can only be emulated honestly below TCP, with Linux `tc netem` on a veth
@@ -220,4 +205,19 @@ pub fn loss_unavailable(loss: f64) -> String {
          with --rtt, --jitter and --bandwidth instead, or apply netem yourself, e.g. \
          `tc qdisc add dev lo root netem loss {loss}%` on a test machine, and run pushlab there."
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bandwidths_parse_in_decimal_units() {
+        assert_eq!(parse_bandwidth("8mbit"), Ok(1_000_000));
+        assert_eq!(parse_bandwidth("512kbit"), Ok(64_000));
+        assert_eq!(parse_bandwidth("2MB/s"), Ok(2_000_000));
+        assert_eq!(parse_bandwidth("1500"), Ok(1500));
+        assert!(parse_bandwidth("fast").is_err());
+        assert!(parse_bandwidth("10 furlongs").is_err());
+    }
 }

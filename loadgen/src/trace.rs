@@ -403,37 +403,6 @@ pub fn render(transport: Transport, recording: &Recording) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_masked_client_frame_decodes_to_header_mask_and_payload() {
-        // "hi" masked with key 01 02 03 04.
-        let frame = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
-        let parts = decode(&frame, Direction::Up);
-        // Only after an upgrade is the stream WebSocket; here we decode the frame directly.
-        assert!(parts.iter().all(|p| p.kind == Kind::HttpHead));
-        let (header, mask, len, description) = ws_frame(&frame).unwrap();
-        assert_eq!((header, mask, len), (6, 4, 2));
-        assert_eq!(description, "FIN, text, masked, len 2");
-    }
-
-    #[test]
-    fn a_chunked_sse_response_is_split_into_fields_and_every_byte_counted() {
-        let body = "id: 1\nevent: update\ndata: {\"id\":1}\n\n";
-        let stream = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n",
-            body.len()
-        );
-        let parts = decode(stream.as_bytes(), Direction::Down);
-        assert_eq!(parts.iter().map(|p| p.bytes.len()).sum::<usize>(), stream.len());
-        let json = parts.iter().find(|p| p.label == "the message JSON").unwrap();
-        assert_eq!(json.bytes, br#"{"id":1}"#);
-        assert!(parts.iter().any(|p| p.label.starts_with("chunk size: 0x")));
-    }
-}
-
 /// Runs one `transport` client against a fresh server (`server_exe serve`) through a
 /// recording relay, publishes `messages` small messages, and returns the annotated trace.
 pub async fn run(
@@ -502,4 +471,35 @@ pub async fn run(
     server.stop().await?;
     let recording = recording.lock().map_err(|_| anyhow::anyhow!("recording poisoned"))?;
     Ok(render(transport, &recording))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_masked_client_frame_decodes_to_header_mask_and_payload() {
+        // "hi" masked with key 01 02 03 04.
+        let frame = [0x81, 0x82, 1, 2, 3, 4, b'h' ^ 1, b'i' ^ 2];
+        let parts = decode(&frame, Direction::Up);
+        // Only after an upgrade is the stream WebSocket; here we decode the frame directly.
+        assert!(parts.iter().all(|p| p.kind == Kind::HttpHead));
+        let (header, mask, len, description) = ws_frame(&frame).unwrap();
+        assert_eq!((header, mask, len), (6, 4, 2));
+        assert_eq!(description, "FIN, text, masked, len 2");
+    }
+
+    #[test]
+    fn a_chunked_sse_response_is_split_into_fields_and_every_byte_counted() {
+        let body = "id: 1\nevent: update\ndata: {\"id\":1}\n\n";
+        let stream = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n",
+            body.len()
+        );
+        let parts = decode(stream.as_bytes(), Direction::Down);
+        assert_eq!(parts.iter().map(|p| p.bytes.len()).sum::<usize>(), stream.len());
+        let json = parts.iter().find(|p| p.label == "the message JSON").unwrap();
+        assert_eq!(json.bytes, br#"{"id":1}"#);
+        assert!(parts.iter().any(|p| p.label.starts_with("chunk size: 0x")));
+    }
 }
