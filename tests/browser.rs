@@ -71,3 +71,88 @@ async fn the_page_shows_every_message_in_all_four_panes_even_after_a_forced_reco
     until_all_panes_have(&browser, 11).await;
     browser.close().await;
 }
+
+/// The text of every pane's `status` field, by pane name, as a student sees it.
+async fn pane_statuses(browser: &Browser) -> Value {
+    browser
+        .eval(
+            "return Object.fromEntries([...document.querySelectorAll('.pane')].map(p =>
+                [p.id.replace('pane-', ''), p.querySelector('.status').textContent]))",
+        )
+        .await
+}
+
+/// A server at its subscriber limit answers the page's subscribers with 503. The browser's
+/// EventSource does not retry a non-200 answer (WHATWG HTML §9.2, processing model: it
+/// "fails the connection" and stays CLOSED), so without the page's own retry the SSE pane
+/// would say "reconnecting" forever. Each pane must show the refusal, back off, and come
+/// back from its last id once the server has room again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pane_refused_with_503_says_so_and_recovers_when_the_server_has_room() {
+    let Some(browser) = Browser::start().await else { return };
+    // Room for exactly what the page holds at once: an SSE stream, a WebSocket and a long
+    // poll held open, and one short poll in flight.
+    const LIMIT: usize = 4;
+    let config = pushlab_server::Config { max_connections: LIMIT, ..Default::default() };
+    let server = TestServer::with_config(config).await;
+    // Take every place before the page loads: each of its subscribers is refused, whatever
+    // order its requests arrive in.
+    let mut holders = Vec::new();
+    for _ in 0..LIMIT {
+        holders.push(SseClient::connect(&server, "", None).await);
+    }
+    browser.goto(&server.url("/")).await;
+
+    // Every pane says it was refused (at some point: each retry changes the text), and the
+    // SSE pane says why, from the error's JSON body.
+    let mut seen_refused = std::collections::BTreeSet::new();
+    let mut statuses = Value::Null;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while seen_refused.len() < 4 {
+        assert!(tokio::time::Instant::now() < deadline, "not every pane showed the refusal: {statuses}");
+        statuses = pane_statuses(&browser).await;
+        for pane in ["short_poll", "long_poll", "sse", "ws"] {
+            let text = statuses[pane].as_str().unwrap_or_default();
+            let shows_it = match pane {
+                // The WebSocket API does not tell a script why a handshake failed.
+                "ws" => text.contains("refused"),
+                "sse" => text.contains("503") && text.contains("too_many_connections"),
+                _ => text.contains("503"),
+            };
+            if shows_it {
+                seen_refused.insert(pane);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Published while every pane is refused: each must fetch it once it gets in, so each
+    // resumes from its own cursor (a fresh EventSource has no Last-Event-ID to send).
+    publish_chat(&server, 1, 1).await;
+    drop(holders);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let state = browser.eval("return window.pushlabState()").await;
+        let recovered = ["short_poll", "long_poll", "sse", "ws"]
+            .iter()
+            .all(|p| state[p]["connected"] == true && state[p]["ids"] == serde_json::json!([1]));
+        if recovered {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not every pane recovered with message 1: {state}, statuses {}",
+            pane_statuses(&browser).await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // And they stay live: a message published now reaches every pane, once.
+    publish_chat(&server, 2, 1).await;
+    let state = until_all_panes_have(&browser, 2).await;
+    for pane in ["short_poll", "long_poll", "sse", "ws"] {
+        assert_eq!(state[pane]["duplicates"], 0, "{pane}: {state}");
+        assert_eq!(state[pane]["missed"], 0, "{pane}: {state}");
+    }
+    browser.close().await;
+}

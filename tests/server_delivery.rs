@@ -45,7 +45,9 @@ async fn sse_events_carry_id_and_type() {
         .await
         .unwrap();
     let event = sse.next().await.unwrap();
-    assert_eq!((event.id.as_str(), event.event.as_str()), ("1", "chat"));
+    // The id is the cursor `EPOCH-ID`: what the browser sends back as Last-Event-ID.
+    let epoch = server.get_json("/poll").await.1["epoch"].as_str().unwrap().to_string();
+    assert_eq!((event.id.as_str(), event.event.as_str()), (format!("{epoch}-1").as_str(), "chat"));
     assert_eq!(event.data["data"], "hi");
 }
 
@@ -61,7 +63,8 @@ async fn sse_without_event_names_sends_every_type_as_an_unnamed_message() {
         .unwrap();
     let event = sse.next().await.unwrap();
     // An unnamed event is a "message" event to EventSource; the type stays in the JSON.
-    assert_eq!((event.id.as_str(), event.event.as_str()), ("1", "message"));
+    assert!(event.id.ends_with("-1"), "{}", event.id);
+    assert_eq!(event.event.as_str(), "message");
     assert_eq!((event.data["type"].as_str(), event.data["data"].as_u64()), (Some("price_tick"), Some(7)));
 }
 
@@ -133,24 +136,34 @@ async fn a_client_behind_retention_is_told_how_many_it_missed() {
 
 #[tokio::test]
 async fn a_client_ahead_of_the_stream_is_told_to_reset() {
+    // A bare id ahead of the stream can only come from another run of it (a client that
+    // did not say its epoch): it gets a reset and this run from its start.
     let server = TestServer::start().await;
     server.publish_numbers(0, 3).await;
+    let epoch = server.get_json("/poll").await.1["epoch"].as_str().unwrap().to_string();
 
     for path in ["/poll", "/long-poll"] {
         let (status, body) = server.get_json(&format!("{path}?since=900")).await;
         assert_eq!(status, 200);
-        assert_eq!(body, json!({"messages": [], "last_id": 3, "reset": true}), "{path}");
+        assert_eq!(
+            (body["reset"].as_bool(), body["epoch"].as_str()),
+            (Some(true), Some(epoch.as_str())),
+            "{path}"
+        );
+        assert_exactly(body["messages"].as_array().unwrap(), 1, 3);
     }
 
     let mut sse = SseClient::connect(&server, "", Some(900)).await;
     let reset = sse.next().await.unwrap();
-    assert_eq!((reset.event.as_str(), reset.id.as_str()), ("reset", "3"));
-    assert_eq!(reset.data, json!({"type": "reset", "last_id": 3}));
+    assert_eq!((reset.event.as_str(), reset.id.clone()), ("reset", format!("{epoch}-0")));
+    assert_eq!(reset.data, json!({"type": "reset", "epoch": epoch, "last_id": 3}));
+    assert_exactly(&sse.messages_until(3).await, 1, 3);
 
     let mut ws = ws_connect(&server, "?since=900").await;
-    assert_eq!(ws_next(&mut ws).await.unwrap(), json!({"type": "reset", "last_id": 3}));
+    assert_eq!(ws_next(&mut ws).await.unwrap(), json!({"type": "reset", "epoch": epoch, "last_id": 3}));
+    assert_exactly(&ws_messages_until(&mut ws, 3).await, 1, 3);
 
-    // After the reset both streams continue from the stream's present.
+    // After the reset both streams go on with the stream.
     server.publish_numbers(3, 1).await;
     assert_eq!(sse.next().await.unwrap().data["id"], 4);
     assert_eq!(ws_next(&mut ws).await.unwrap()["id"], 4);
@@ -161,7 +174,8 @@ async fn poll_without_since_says_where_now_is() {
     let server = TestServer::start().await;
     server.publish_numbers(0, 7).await;
     let (_, body) = server.get_json("/poll").await;
-    assert_eq!(body, json!({"messages": [], "last_id": 7}));
+    assert_eq!((body["messages"].clone(), body["last_id"].clone()), (json!([]), json!(7)));
+    assert_eq!(body["epoch"].as_str().map(str::len), Some(8), "the cursor's epoch: {body}");
     let (_, body) = server.get_json("/poll?since=5&limit=1").await;
     assert_eq!(body["messages"].as_array().unwrap().len(), 1);
     assert_eq!(body["messages"][0]["id"], 6);

@@ -10,7 +10,7 @@ async fn request(server: &TestServer, method: &str, path: &str, body: Option<&st
     let client = reqwest::Client::new();
     let mut request = client.request(method.parse().unwrap(), server.url(path));
     if let Some(body) = body {
-        request = request.body(body.to_string());
+        request = request.header("content-type", "application/json").body(body.to_string());
     }
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
@@ -188,7 +188,13 @@ async fn every_refusal_is_counted_for_metrics() {
     {
         assert_eq!(client.get(server.url(path)).send().await.unwrap().status(), status, "{path}");
     }
-    let oversized = client.post(server.url("/publish")).body(vec![b' '; 10 << 20]).send().await.unwrap();
+    let oversized = client
+        .post(server.url("/publish"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; 10 << 20])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(oversized.status(), 413);
     let metrics = client.get(server.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("pushlab_rejected_requests_total 4\n"), "{metrics}");

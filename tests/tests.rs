@@ -3,9 +3,12 @@
 
 mod util;
 
+mod abuse;
 mod bench_gate;
 mod browser;
 mod claims;
+mod hostile_http;
+mod hostile_ws;
 mod labs;
 mod loadgen_measurement;
 mod network;

@@ -157,8 +157,12 @@ impl SseClient {
 pub type WsStream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
+/// Connects and reads the `hello` frame every WebSocket starts with (the stream's epoch).
 pub async fn ws_connect(server: &TestServer, query: &str) -> WsStream {
-    let (ws, _) = tokio_tungstenite::connect_async(server.ws_url(&format!("/ws{query}"))).await.unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url(&format!("/ws{query}"))).await.unwrap();
+    let hello = ws_next(&mut ws).await.expect("a hello frame");
+    assert_eq!(hello["type"], "hello", "{hello}");
+    assert_eq!(hello["epoch"].as_str().map(str::len), Some(8), "{hello}");
     ws
 }
 
@@ -291,6 +295,7 @@ pub fn session(addr: SocketAddr, poll_interval: Duration) -> pushlab_loadgen::cl
         live: Default::default(),
         recorder: Recorder::new(Default::default()),
         cursor: 0,
+        stream_epoch: None,
         stop: Default::default(),
         epoch: tokio::time::Instant::now(),
     }

@@ -35,6 +35,7 @@ fn session() -> Session {
         live: Default::default(),
         recorder: Recorder::new(window),
         cursor: 0,
+        stream_epoch: None,
         stop: Default::default(),
         epoch: tokio::time::Instant::now(),
     }

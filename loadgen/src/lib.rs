@@ -24,8 +24,11 @@
 //! - [`trace`]: `pushlab trace`, every byte of one client's exchange, annotated.
 //! - [`claims`]: `pushlab claims`, every claim of the seed documents checked against
 //!   runs, written as `docs/claims.md`.
+//! - [`abuse`]: `pushlab abuse`, the normal workload measured clean and again under
+//!   hostile clients (stuck readers, a ping flood, poll hogs, idle sockets), one file each.
 //! - [`results`]: the `results.json` data model; [`report`]: table, CSV, plots.
 
+pub mod abuse;
 pub mod bench;
 pub mod claims;
 pub mod client;

@@ -69,7 +69,7 @@ impl Plan {
     pub async fn measure(&self, bar: &ProgressBar) -> anyhow::Result<TransportResult> {
         let w = &self.workload;
         let epoch = Instant::now();
-        let start_id = current_last_id(&self.base_url()).await?;
+        let (start_id, stream_epoch) = current_position(&self.base_url()).await?;
         // Subscribers reach the server through the emulated network, when there is one;
         // the publisher (the event source beside the server) does not.
         let emulator = match w.network.is_direct() {
@@ -109,6 +109,7 @@ impl Plan {
                 live,
                 recorder: Recorder::new(window.clone()),
                 cursor: start_id,
+                stream_epoch: stream_epoch.clone(),
                 stop: stop.clone(),
                 epoch,
             };
@@ -226,15 +227,17 @@ impl Plan {
     }
 }
 
-/// The stream's last id: clients start from there, so on a server already in use they
-/// expect only the messages of this run.
-async fn current_last_id(base_url: &str) -> anyhow::Result<u64> {
+/// The stream's last id and epoch: clients start from there, so on a server already in
+/// use they expect only the messages of this run.
+async fn current_position(base_url: &str) -> anyhow::Result<(u64, Option<String>)> {
     let body: serde_json::Value = reqwest::get(format!("{base_url}/poll"))
         .await
         .with_context(|| format!("cannot reach the server at {base_url}"))?
         .json()
         .await?;
-    body["last_id"].as_u64().context("`/poll` answered without last_id: is this a pushlab server?")
+    let last_id =
+        body["last_id"].as_u64().context("`/poll` answered without last_id: is this a pushlab server?")?;
+    Ok((last_id, body["epoch"].as_str().map(str::to_string)))
 }
 
 /// Waits until every client has sent its first request (pollers are spread over one

@@ -425,6 +425,7 @@ pub async fn run(
         live: Default::default(),
         recorder: crate::record::Recorder::new(Default::default()),
         cursor: 0,
+        stream_epoch: None,
         stop: Default::default(),
         epoch: Instant::now(),
     };

@@ -37,6 +37,7 @@ pub async fn measure(transport: Transport, target: &Target, epoch: Instant) -> a
         live: Arc::new(Live::default()),
         recorder: Recorder::new(Default::default()),
         cursor: 0,
+        stream_epoch: None,
         stop: CancellationToken::new(),
         epoch,
     };

@@ -28,7 +28,7 @@ const CONNECTIONS: usize = 32;
 const ROUND: Duration = Duration::from_millis(1500);
 const ROUNDS: usize = 12;
 /// What pushlab answers to a poll on an empty stream, byte for byte.
-const EMPTY_POLL: &str = r#"{"messages":[],"last_id":0}"#;
+const EMPTY_POLL: &str = r#"{"messages":[],"last_id":0,"epoch":"00000000"}"#;
 
 /// Starts a server (`serve_on` a bound listener) on its own single-worker runtime, in
 /// its own thread.
@@ -153,7 +153,8 @@ fn main() {
     // pushlab's router under `axum::serve`: the same plumbing as the trivial handler, so
     // the ratio is what pushlab's middleware and handler cost per request.
     let router = serve(|listener| async move {
-        let state = pushlab_server::AppState::new(pushlab_server::Config::default());
+        let addr = listener.local_addr().expect("a bound listener");
+        let state = pushlab_server::AppState::new(pushlab_server::Config::default(), addr);
         axum_serve(listener, pushlab_server::app(state)).await
     });
     let client = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");

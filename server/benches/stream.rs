@@ -4,15 +4,24 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use pushlab_server::log::{sse_event, Log, NewMessage};
+use pushlab_server::log::{sse_event, Budget, Cursor, Log, NewMessage};
 use pushlab_server::transport::poll_body;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
 
 /// A message like the lab's: about 100 bytes of data.
 fn message(i: u64) -> NewMessage {
-    NewMessage { kind: "update".into(), data: serde_json::json!({"seq": i, "pad": "x".repeat(80)}) }
+    let data = serde_json::json!({"seq": i, "pad": "x".repeat(80)}).to_string();
+    NewMessage { kind: "update".into(), data: serde_json::value::RawValue::from_string(data).expect("JSON") }
 }
+
+/// A cursor at `id` of the log's own run.
+fn at(log: &Log, id: u64) -> Cursor {
+    Cursor { epoch: Some(log.epoch()), id }
+}
+
+/// A streaming cursor's budget.
+const BATCH: Budget = Budget { count: 256, bytes: 64 * 1024 };
 
 fn filled_log(n: u64) -> Log {
     let log = Log::new(10_000);
@@ -44,9 +53,9 @@ fn read_cursor(c: &mut Criterion) {
     let log = filled_log(10_000);
     let mut group = c.benchmark_group("log/read_after");
     group.throughput(Throughput::Elements(100));
-    group.bench_function("100_behind", |b| b.iter(|| log.read_after(black_box(9_900), 256)));
+    group.bench_function("100_behind", |b| b.iter(|| log.read_after(black_box(at(&log, 9_900)), BATCH)));
     group.throughput(Throughput::Elements(1));
-    group.bench_function("1_behind", |b| b.iter(|| log.read_after(black_box(9_999), 256)));
+    group.bench_function("1_behind", |b| b.iter(|| log.read_after(black_box(at(&log, 9_999)), BATCH)));
     group.finish();
 }
 
@@ -55,7 +64,7 @@ fn read_cursor(c: &mut Criterion) {
 /// header before the shared payload).
 fn encode(c: &mut Criterion) {
     let log = filled_log(10);
-    let read = log.read_after(0, 10);
+    let read = log.read_after(at(&log, 0), Budget { count: 10, bytes: usize::MAX });
     let mut group = c.benchmark_group("encode/10_messages");
     group.throughput(Throughput::Elements(10));
     group.bench_function("poll_body", |b| b.iter(|| poll_body(black_box(&read))));
@@ -82,7 +91,7 @@ fn encode(c: &mut Criterion) {
     });
     group.bench_function("sse_event_from_scratch", |b| {
         let json = read.entries[0].json.as_bytes();
-        b.iter(|| sse_event(Some(1), "update", black_box(json)))
+        b.iter(|| sse_event(Some(at(&log, 1)), "update", black_box(json)))
     });
     group.finish();
 }
@@ -99,7 +108,7 @@ fn fan_out(c: &mut Criterion) {
             b.iter(|| {
                 let last = log.append(vec![message(0)])[0];
                 for _ in 0..n {
-                    black_box(log.read_after(last - 1, 256));
+                    black_box(log.read_after(at(&log, last - 1), BATCH));
                 }
             })
         });

@@ -2,10 +2,11 @@
 
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{header, Method, Uri};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -14,11 +15,12 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use crate::config::{Config, POLL_BYTES_IN_FLIGHT};
 use crate::error::ApiError;
 use crate::log::{Log, NewMessage};
 use crate::metrics::{Admission, Metrics};
-use crate::publish::{max_body_bytes, publish};
+use crate::publish::publish;
+use crate::transport::PollBytes;
 use crate::transport::{long_poll::long_poll, short_poll::short_poll, sse::sse, ws::ws};
 
 /// Everything the handlers share, behind one `Arc`.
@@ -36,17 +38,23 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// WebSocket sessions, which outlive the HTTP request that upgraded them.
     pub tasks: TaskTracker,
+    /// The bytes all poll responses in flight may hold together.
+    pub poll_bytes: PollBytes,
+    /// Bound to a loopback address: requests must name a loopback host (see `edge`).
+    pub loopback: bool,
 }
 
 impl AppState {
-    /// Fresh state for a server with `config`.
-    pub fn new(config: Config) -> Arc<Self> {
+    /// Fresh state for a server with `config`, listening on `addr`.
+    pub fn new(config: Config, addr: SocketAddr) -> Arc<Self> {
         Arc::new(AppState {
+            loopback: addr.ip().is_loopback(),
             log: Log::new(config.history),
             admission: Arc::new(Admission::new(config.max_connections)),
             metrics: Metrics::new(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            poll_bytes: PollBytes::new(POLL_BYTES_IN_FLIGHT),
             config,
         })
     }
@@ -63,9 +71,8 @@ impl AppState {
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(page))
-        // Only publishing reads a body; a layer on the whole router would add its limit
-        // to every poll's request extensions.
-        .route("/publish", post(publish).layer(DefaultBodyLimit::max(max_body_bytes(&state.config))))
+        // Only publishing reads a body, and it applies its own size and time limits.
+        .route("/publish", post(publish))
         .route("/poll", get(short_poll))
         .route("/long-poll", get(long_poll))
         .route("/sse", get(sse))
@@ -74,7 +81,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(crate::edge::Edge { rejected: state.metrics.rejected.clone() })
+        .layer(crate::edge::Edge { rejected: state.metrics.rejected.clone(), check_host: state.loopback })
         .with_state(state)
 }
 
@@ -108,13 +115,13 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
 
 /// Serves on `listener` until `shutdown` resolves, then: stops accepting, answers held
 /// long polls, sends SSE subscribers a `shutdown` event and WebSocket subscribers a close
-/// frame (1001), and returns within about a second even if some client stopped reading.
+/// frame (1001), and returns within a second even if some client stopped reading.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let state = AppState::new(config);
+    let state = AppState::new(config, listener.local_addr()?);
     let token = state.shutdown.clone();
     let grace = state.config.shutdown_grace;
     let tasks = state.tasks.clone();
@@ -125,14 +132,19 @@ pub async fn run(
     };
     let router = app(state.clone());
     tokio::join!(signal, crate::connection::accept(listener, state, router, connections.clone()));
-    // Every connection finishes its response in progress. A client that stopped reading
-    // would hold that forever, so past the grace period we stop waiting.
+    // Every connection finishes its response in progress and every WebSocket sends its
+    // close frame. A client that stopped reading would hold that forever, so one
+    // deadline covers both: shutdown takes at most the grace period and the closing
+    // handshake's bound, never their sum twice over.
     connections.close();
-    if tokio::time::timeout(grace + Duration::from_millis(300), connections.wait()).await.is_err() {
+    tasks.close();
+    let everything = async {
+        connections.wait().await;
+        tasks.wait().await;
+    };
+    if tokio::time::timeout(grace + Duration::from_millis(300), everything).await.is_err() {
         tracing::warn!("some connections did not finish within the grace period; closing them");
     }
-    tasks.close();
-    let _ = tokio::time::timeout(grace, tasks.wait()).await;
     Ok(())
 }
 

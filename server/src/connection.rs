@@ -1,23 +1,36 @@
-//! Accepting connections, and the one decision taken before any HTTP parsing: a fresh
-//! connection whose first request is a `GET /sse` is handed to the SSE transport, which
-//! writes the stream onto the socket itself ([`sse::take_over`]); every other
-//! connection is served by hyper and the router.
+//! Accepting connections, and what happens before any HTTP parsing:
 //!
-//! This is what `axum::serve` does, plus that one branch: HTTP/1 with upgrades (for
-//! WebSocket), Nagle off, graceful shutdown, and a pause after accept errors such as
-//! running out of file descriptors.
+//! - past `--max-sockets` open connections, a new one is answered with a JSON 503 and
+//!   closed at once, so the process never runs out of file descriptors (when it does,
+//!   the kernel's accept queue fills and new clients hang with no answer at all);
+//! - a connection must start its request within `--request-timeout`;
+//! - a fresh connection whose first request is a `GET /sse` is handed to the SSE
+//!   transport, which writes the stream onto the socket itself ([`sse::take_over`]);
+//!   every other connection is served by hyper and the router, through [`Guarded`].
+//!
+//! This is what `axum::serve` does (HTTP/1 with upgrades for WebSocket, Nagle off,
+//! graceful shutdown, a pause after accept errors) plus those steps.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use prometheus_client::metrics::counter::Counter;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Sleep;
 use tokio_util::task::TaskTracker;
 
 use crate::app::AppState;
+use crate::config::RETRY_AFTER_SECONDS;
+use crate::error::ApiError;
 use crate::transport::sse;
 
 /// Accepts until the server shuts down; each connection runs in a task of `connections`.
@@ -27,6 +40,7 @@ pub(crate) async fn accept(
     router: Router,
     connections: TaskTracker,
 ) {
+    let open = Arc::new(AtomicUsize::new(0));
     loop {
         let accepted = tokio::select! {
             _ = app.shutdown.cancelled() => return,
@@ -34,26 +48,91 @@ pub(crate) async fn accept(
         };
         match accepted {
             Ok((tcp, _)) => {
+                if open.load(Ordering::Relaxed) >= app.config.max_sockets {
+                    app.metrics.sockets_refused.inc();
+                    refuse(tcp, app.config.max_sockets);
+                    continue;
+                }
                 // Nagle's algorithm would hold small frames back waiting for an ACK: the
                 // exact opposite of what a push server wants.
                 let _ = tcp.set_nodelay(true);
-                connections.spawn(serve(tcp, app.clone(), router.clone()));
+                let place = OpenSocket::take(&open, &app);
+                connections.spawn(serve(tcp, app.clone(), router.clone(), place));
             }
             Err(error) => pause_after(error).await,
         }
     }
 }
 
-async fn serve(tcp: TcpStream, app: Arc<AppState>, router: Router) {
+/// One open connection, counted until its task ends.
+struct OpenSocket {
+    open: Arc<AtomicUsize>,
+    gauge: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl OpenSocket {
+    fn take(open: &Arc<AtomicUsize>, app: &AppState) -> OpenSocket {
+        open.fetch_add(1, Ordering::Relaxed);
+        app.metrics.open_sockets.inc();
+        OpenSocket { open: open.clone(), gauge: app.metrics.open_sockets.clone() }
+    }
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        self.gauge.dec();
+    }
+}
+
+/// Answers a connection over the limit with a 503 without reading its request, and
+/// closes it. Everything here is non-blocking: a flood of connections past the limit
+/// must not hold descriptors while we wait on them.
+fn refuse(tcp: TcpStream, limit: usize) {
+    let error = ApiError::unavailable(
+        "too_many_sockets",
+        format!("the server holds its limit of {limit} open connections (--max-sockets); retry later"),
+    );
+    let body = error.body().to_string();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: {RETRY_AFTER_SECONDS}\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    // A fresh socket's send buffer is empty, so this small write goes through whole.
+    let _ = tcp.try_write(response.as_bytes());
+    // Reading what already arrived avoids a reset that could destroy the answer.
+    let mut scrap = [0; 4096];
+    while let Ok(n) = tcp.try_read(&mut scrap) {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+async fn serve(tcp: TcpStream, app: Arc<AppState>, router: Router, place: OpenSocket) {
+    let _place = place;
+    let request_timeout = app.config.request_timeout;
     let direct = tokio::select! {
         _ = app.shutdown.cancelled() => return,
-        direct = sse::take_over(&tcp, &app) => direct,
+        direct = tokio::time::timeout(request_timeout, sse::take_over(&tcp, &app)) => match direct {
+            // A connection that sends nothing is closed, as hyper closes one whose head
+            // does not arrive in time.
+            Err(_) => return,
+            Ok(direct) => direct,
+        },
     };
     if let Some(subscriber) = direct {
         return subscriber.serve(tcp).await;
     }
+    let io = Guarded::new(tcp, app.config.write_timeout, app.metrics.write_timeouts.clone());
     let connection = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(tcp), TowerToHyperService::new(router))
+        // hyper's header timeout runs from the moment it starts reading a head: on a new
+        // connection, and again after each response on a keep-alive one. So it is both
+        // the slow-headers (slowloris) and the keep-alive idle timeout.
+        .timer(TokioTimer::new())
+        .header_read_timeout(request_timeout)
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(router))
         .with_upgrades();
     let mut connection = std::pin::pin!(connection);
     tokio::select! {
@@ -76,4 +155,155 @@ async fn pause_after(error: io::Error) {
     }
     tracing::error!("accept failed: {error}; pausing 1 s");
     tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// The socket under hyper (and, after an upgrade, under the WebSocket), with two things
+/// hyper does not do:
+///
+/// - **a write deadline**: a write that makes no progress for `write_timeout` fails
+///   with `TimedOut`, which ends the connection. Without it a client that stops reading
+///   holds its connection, its response and its subscriber place forever;
+/// - **JSON for hyper's own refusals**: hyper answers a request it cannot parse (a bad
+///   request line or header, a head over its size limit) itself, with an empty 400,
+///   414 or 431, and offers no hook to change that. Every other refusal of this server
+///   is JSON with a stable code, so those exact responses are recognised on their way
+///   out and replaced by the same statuses with a JSON body.
+pub(crate) struct Guarded {
+    tcp: TcpStream,
+    deadline: WriteDeadline,
+    /// A replacement for hyper's refusal, while it is being written.
+    replacement: Option<Replacement>,
+}
+
+struct Replacement {
+    bytes: Vec<u8>,
+    written: usize,
+    /// The length of hyper's response, reported to hyper as written.
+    original: usize,
+}
+
+/// Fails a write that has been blocked for `timeout`.
+struct WriteDeadline {
+    timeout: Duration,
+    /// Armed while a write is blocked.
+    stalled: Option<Pin<Box<Sleep>>>,
+    timeouts: Counter,
+}
+
+impl WriteDeadline {
+    /// After a write returned `Pending`: `Pending` still, or an error once the deadline
+    /// has passed.
+    fn blocked<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        let timeout = self.timeout;
+        let sleep = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if sleep.as_mut().poll(cx).is_ready() {
+            self.timeouts.inc();
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading")));
+        }
+        Poll::Pending
+    }
+
+    /// Passes a write's result through, disarming the deadline when it made progress.
+    fn after<T>(&mut self, cx: &mut Context<'_>, polled: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match polled {
+            Poll::Ready(result) => {
+                self.stalled = None;
+                Poll::Ready(result)
+            }
+            Poll::Pending => self.blocked(cx),
+        }
+    }
+}
+
+impl Guarded {
+    fn new(tcp: TcpStream, timeout: Duration, timeouts: Counter) -> Self {
+        Guarded { tcp, deadline: WriteDeadline { timeout, stalled: None, timeouts }, replacement: None }
+    }
+}
+
+/// hyper's automatic answer to a request it could not parse, if `buf` is one: its
+/// status. Only hyper writes these: every response of the router has a body.
+fn hyper_refusal(buf: &[u8]) -> Option<(u16, &'static str, &'static str)> {
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    if head_end != buf.len() || !buf.windows(19).any(|w| w.eq_ignore_ascii_case(b"content-length: 0\r\n")) {
+        return None;
+    }
+    let refusal = |prefix: &[u8], answer| buf.starts_with(prefix).then_some(answer);
+    refusal(b"HTTP/1.1 400 ", (400, "Bad Request", "bad_request"))
+        .or_else(|| refusal(b"HTTP/1.1 414 ", (414, "URI Too Long", "uri_too_long")))
+        .or_else(|| refusal(b"HTTP/1.1 431 ", (431, "Request Header Fields Too Large", "headers_too_large")))
+}
+
+fn json_refusal(status: u16, reason: &str, code: &str) -> Vec<u8> {
+    let message = match status {
+        414 => "the request target is too long",
+        431 => "the request head is too large",
+        _ => "the request is not valid HTTP/1.1",
+    };
+    let body = serde_json::json!({ "error": code, "message": message }).to_string();
+    format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\nconnection: close\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+impl AsyncRead for Guarded {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Guarded {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if this.replacement.is_none() {
+            if let Some((status, reason, code)) = hyper_refusal(buf) {
+                let bytes = json_refusal(status, reason, code);
+                this.replacement = Some(Replacement { bytes, written: 0, original: buf.len() });
+            }
+        }
+        let Some(replacement) = this.replacement.as_mut() else {
+            let polled = Pin::new(&mut this.tcp).poll_write(cx, buf);
+            return this.deadline.after(cx, polled);
+        };
+        while replacement.written < replacement.bytes.len() {
+            let polled = Pin::new(&mut this.tcp).poll_write(cx, &replacement.bytes[replacement.written..]);
+            replacement.written += ready!(this.deadline.after(cx, polled))?;
+        }
+        let original = replacement.original;
+        this.replacement = None;
+        Poll::Ready(Ok(original))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        // A response without a body (hyper's refusals among them) comes as one buffer.
+        if let [single] = bufs {
+            return self.poll_write(cx, single);
+        }
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs);
+        this.deadline.after(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
+    }
 }

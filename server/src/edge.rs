@@ -8,6 +8,9 @@
 //! requests that carry an `Origin` (browsers' cross-origin requests) get the header, and
 //! preflights are answered directly.
 //!
+//! Every request to a server bound to loopback must name a loopback host
+//! ([`is_loopback_host`]); publishing cross-origin is checked in `publish.rs`.
+//!
 //! It is a tower layer with its own small future rather than an
 //! `axum::middleware::from_fn`, which boxes the inner service and two futures on every
 //! request: on short polling, that middleware cost about 15 % of requests/s
@@ -25,17 +28,21 @@ use prometheus_client::metrics::counter::Counter;
 use tower_layer::Layer;
 use tower_service::Service;
 
-/// The layer; `rejected` counts every 4xx and 5xx answer.
+use crate::error::ApiError;
+
+/// The layer; `rejected` counts every 4xx and 5xx answer. With `check_host` (the server
+/// listens on loopback), a request must name a loopback host.
 #[derive(Clone, Debug)]
 pub(crate) struct Edge {
     pub(crate) rejected: Counter,
+    pub(crate) check_host: bool,
 }
 
 impl<S> Layer<S> for Edge {
     type Service = EdgeService<S>;
 
     fn layer(&self, inner: S) -> EdgeService<S> {
-        EdgeService { inner, rejected: self.rejected.clone() }
+        EdgeService { inner, rejected: self.rejected.clone(), check_host: self.check_host }
     }
 }
 
@@ -44,6 +51,26 @@ impl<S> Layer<S> for Edge {
 pub(crate) struct EdgeService<S> {
     inner: S,
     rejected: Counter,
+    check_host: bool,
+}
+
+/// Whether a `Host` header names this machine's loopback: `localhost` (and
+/// `*.localhost`, RFC 6761), `127.x.x.x` or `[::1]`, with any port.
+///
+/// A server on 127.0.0.1 is reachable from any web page the user opens. A page cannot
+/// change the `Host` its browser sends, so checking it defeats DNS rebinding (a hostile
+/// name re-pointed at 127.0.0.1 makes the page same-origin with us, but its requests
+/// still say that name).
+pub(crate) fn is_loopback_host(host: &[u8]) -> bool {
+    let Ok(host) = std::str::from_utf8(host) else { return false };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 impl<S> Service<Request> for EdgeService<S>
@@ -59,6 +86,12 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        if self.check_host
+            && !request.headers().get(header::HOST).is_some_and(|h| is_loopback_host(h.as_bytes()))
+        {
+            self.rejected.inc();
+            return EdgeFuture::Refused { error: Some(host_not_allowed()) };
+        }
         let cross_origin = request.headers().contains_key(header::ORIGIN);
         let preflight = cross_origin
             && request.method() == Method::OPTIONS
@@ -80,6 +113,7 @@ pin_project_lite::pin_project! {
     pub(crate) enum EdgeFuture<F> {
         Handler { #[pin] handler: F, cross_origin: bool, rejected: Counter },
         Preflight,
+        Refused { error: Option<ApiError> },
     }
 }
 
@@ -89,6 +123,10 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for EdgeFuture<F> 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let (handler, cross_origin, rejected) = match self.project() {
             EdgeProjection::Preflight => return Poll::Ready(Ok(preflight())),
+            EdgeProjection::Refused { error } => {
+                let error = error.take().expect("a refusal is answered once");
+                return Poll::Ready(Ok(error.into_response()));
+            }
             EdgeProjection::Handler { handler, cross_origin, rejected } => (handler, cross_origin, rejected),
         };
         let Ok(mut response) = std::task::ready!(handler.poll(cx));
@@ -99,6 +137,16 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for EdgeFuture<F> 
             response.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         }
         Poll::Ready(Ok(response))
+    }
+}
+
+fn host_not_allowed() -> ApiError {
+    ApiError {
+        status: StatusCode::FORBIDDEN,
+        code: "host_not_allowed",
+        message:
+            "this server listens on loopback and answers only requests for localhost, 127.0.0.1 or [::1]"
+                .into(),
     }
 }
 

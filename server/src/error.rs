@@ -1,9 +1,11 @@
 //! Errors a client can cause, each a 4xx/5xx with a JSON body saying what was wrong:
 //! `{"error": "<code>", "message": "<what was wrong>"}`.
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+
+use crate::config::RETRY_AFTER_SECONDS;
 
 /// A request the server refuses. The `code` is stable (tests and clients match on it);
 /// the message is for people.
@@ -40,11 +42,15 @@ impl ApiError {
 
     /// A 503: the server is serving as many subscribers as it was told to.
     pub fn too_many_connections(limit: usize) -> Self {
-        ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "too_many_connections",
-            message: format!("the server is at its limit of {limit} subscribers; retry later"),
-        }
+        Self::unavailable(
+            "too_many_connections",
+            format!("the server is at its limit of {limit} subscribers (--max-connections); retry later"),
+        )
+    }
+
+    /// A 503 with `code`; every 503 also carries `Retry-After`.
+    pub fn unavailable(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, code, message: message.into() }
     }
 
     /// A 404 for any path the server does not have.
@@ -75,6 +81,11 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body())).into_response()
+        let mut response = (self.status, Json(self.body())).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            // RFC 9110 §10.2.3: tells a well-behaved client when to come back.
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        response
     }
 }

@@ -35,6 +35,9 @@ pub struct TransportMetrics {
     pub bytes_sent: Counter,
     /// Gap notices sent to clients that fell behind retention.
     pub gaps: Counter,
+    /// Subscribers closed because they stopped reading (a write made no progress for
+    /// `--write-timeout`, or a WebSocket's write buffer filled).
+    pub slow_closed: Counter,
 }
 
 /// Everything the server counts.
@@ -45,6 +48,12 @@ pub struct Metrics {
     pub published: Counter,
     /// Requests refused (4xx/5xx), by nothing finer: the logs have the details.
     pub rejected: Counter,
+    /// TCP connections open now, of any kind.
+    pub open_sockets: Gauge,
+    /// Connections answered 503 and closed because `--max-sockets` were open.
+    pub sockets_refused: Counter,
+    /// Connections closed because a write made no progress for `--write-timeout`.
+    pub write_timeouts: Counter,
     per_transport: [TransportMetrics; 4],
     registry: Registry,
 }
@@ -57,14 +66,34 @@ impl Metrics {
         let rejected = Counter::default();
         registry.register("messages_published", "Messages appended to the stream", published.clone());
         registry.register("rejected_requests", "Requests answered with an error status", rejected.clone());
+        let open_sockets = Gauge::default();
+        let sockets_refused = Counter::default();
+        let write_timeouts = Counter::default();
+        registry.register("open_sockets", "TCP connections open now", open_sockets.clone());
+        registry.register(
+            "sockets_refused",
+            "Connections refused with 503 because --max-sockets were open",
+            sockets_refused.clone(),
+        );
+        registry.register(
+            "write_timeouts",
+            "Connections closed because a write made no progress for --write-timeout",
+            write_timeouts.clone(),
+        );
         let requests = Family::<TransportLabel, Counter>::default();
         let subscribers = Family::<TransportLabel, Gauge>::default();
         let bytes_sent = Family::<TransportLabel, Counter>::default();
         let gaps = Family::<TransportLabel, Counter>::default();
+        let slow_closed = Family::<TransportLabel, Counter>::default();
         registry.register("requests", "Poll requests or stream connections accepted", requests.clone());
         registry.register("subscribers", "Subscribers being served now", subscribers.clone());
         registry.register("sent_bytes", "Body bytes written to subscribers", bytes_sent.clone());
         registry.register("gap_notices", "Gap notices sent to subscribers behind retention", gaps.clone());
+        registry.register(
+            "slow_subscribers_closed",
+            "Subscribers closed because they stopped reading",
+            slow_closed.clone(),
+        );
         let per_transport = Transport::ALL.map(|t| {
             let label = TransportLabel { transport: t.name() };
             TransportMetrics {
@@ -72,9 +101,19 @@ impl Metrics {
                 subscribers: subscribers.get_or_create_owned(&label),
                 bytes_sent: bytes_sent.get_or_create_owned(&label),
                 gaps: gaps.get_or_create_owned(&label),
+                slow_closed: slow_closed.get_or_create_owned(&label),
             }
         });
-        Metrics { started: Instant::now(), published, rejected, per_transport, registry }
+        Metrics {
+            started: Instant::now(),
+            published,
+            rejected,
+            open_sockets,
+            sockets_refused,
+            write_timeouts,
+            per_transport,
+            registry,
+        }
     }
 
     /// The handles of one transport.

@@ -10,12 +10,13 @@ use axum::http::request::Parts;
 
 use crate::config::{LONG_POLL_DEFAULT, LONG_POLL_MAX, POLL_LIMIT_DEFAULT, POLL_LIMIT_MAX};
 use crate::error::ApiError;
+use crate::log::Cursor;
 
 /// `?since=ID&limit=N&timeout=SECONDS&token=T&event_names=BOOL`, every one optional.
 #[derive(Debug, Default, PartialEq)]
 pub struct Params {
-    /// The last id the client has; absent means "from now on".
-    pub since: Option<u64>,
+    /// The last position the client has; absent means "from now on".
+    pub since: Option<Cursor>,
     /// Most messages in one poll response.
     pub limit: usize,
     /// Long-poll hold time.
@@ -69,18 +70,17 @@ impl Params {
     }
 
     fn parse(raw: Raw<'_>) -> Result<Params, ApiError> {
-        let since = raw.since.as_deref().map(|s| parse_u64("since", s)).transpose()?;
+        let since = raw.since.as_deref().map(parse_cursor).transpose()?;
         let limit = match raw.limit.as_deref() {
             None => POLL_LIMIT_DEFAULT,
-            Some(s) => match parse_u64("limit", s)? {
-                0 => return Err(ApiError::bad_request("invalid_limit", "`limit` must be at least 1")),
-                n if n > POLL_LIMIT_MAX as u64 => {
+            Some(s) => match s.parse::<u64>() {
+                Ok(n) if (1..=POLL_LIMIT_MAX as u64).contains(&n) => n as usize,
+                _ => {
                     return Err(ApiError::bad_request(
                         "invalid_limit",
-                        format!("`limit` is {n}; the most one response carries is {POLL_LIMIT_MAX}"),
+                        format!("`limit` must be a whole number from 1 to {POLL_LIMIT_MAX}, got {s:?}"),
                     ))
                 }
-                n => n as usize,
             },
         };
         let timeout = match raw.timeout.as_deref() {
@@ -125,13 +125,17 @@ impl Params {
     }
 }
 
-fn parse_u64(name: &str, value: &str) -> Result<u64, ApiError> {
-    value.parse().map_err(|_| {
-        let code = match name {
-            "since" => "invalid_since",
-            _ => "invalid_limit",
-        };
-        ApiError::bad_request(code, format!("`{name}` must be a whole number ≥ 0, got {value:?}"))
+/// A `since` or `Last-Event-ID` value: the cursor a poll body, an SSE `id:` line or a
+/// WebSocket notice gave the client.
+pub fn parse_cursor(value: &str) -> Result<Cursor, ApiError> {
+    Cursor::parse(value).ok_or_else(|| {
+        ApiError::bad_request(
+            "invalid_since",
+            format!(
+                "`since` must be a cursor EPOCH-ID such as 3f9a1c07-42 (from a poll body's `epoch` \
+                 and a message id, or an SSE `id:` line) or a whole number ≥ 0, got {value:?}"
+            ),
+        )
     })
 }
 
@@ -171,7 +175,12 @@ mod tests {
     #[test]
     fn valid_values_parse() {
         let p = parse(Some("42"), Some("10"), Some("0.5")).unwrap();
-        assert_eq!((p.since, p.limit, p.timeout), (Some(42), 10, Duration::from_millis(500)));
+        assert_eq!(
+            (p.since, p.limit, p.timeout),
+            (Some(Cursor { epoch: None, id: 42 }), 10, Duration::from_millis(500))
+        );
+        let p = parse(Some("3f9a1c07-42"), None, None).unwrap();
+        assert_eq!(p.since.unwrap().to_string(), "3f9a1c07-42");
     }
 
     #[test]

@@ -1,106 +1,203 @@
 //! Publishing: `POST /publish` with `{"type"?: string, "data": any}` or an array of
-//! those. WebSocket clients publish with the same rules through [`validate`].
+//! those. WebSocket clients publish with the same rules through [`validate_fields`].
+//!
+//! The order of checks is the cheap-first order an attacker cannot exploit: the token
+//! (before a byte of the body is read), the content type, then the body, read within
+//! `--body-timeout` and `--max-message-bytes` × 16.
 
 use std::sync::Arc;
 
-use axum::extract::rejection::BytesRejection;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
-use serde_json::Value;
+use http_body_util::BodyExt;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 
 use crate::app::AppState;
 use crate::config::{Config, PUBLISH_BATCH_MAX};
 use crate::error::ApiError;
-use crate::log::NewMessage;
+use crate::log::{compact_json, NewMessage};
 
 /// Types the server uses for its own notices; a message may not pretend to be one.
-const RESERVED_TYPES: [&str; 6] = ["gap", "reset", "error", "pong", "published", "shutdown"];
+const RESERVED_TYPES: [&str; 7] = ["gap", "reset", "error", "pong", "published", "shutdown", "hello"];
 const MAX_TYPE_LEN: usize = 64;
 
 /// `POST /publish` → `201 {"id": N}`, or for a batch `201 {"ids": [...]}`.
 pub async fn publish(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    if !authorized(&app.config, bearer_token(&headers)) {
+    if !authorized(&app.config, &[bearer_token(&headers)]) {
         return Err(ApiError::unauthorized());
     }
-    let body = body.map_err(|rejection| match rejection.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::too_large(format!(
-            "the request body is over {} bytes; a single message may carry {} bytes of data",
-            max_body_bytes(&app.config),
+    if app.config.publish_token.is_none() && is_cross_site(&headers) {
+        return Err(ApiError {
+            status: StatusCode::FORBIDDEN,
+            code: "cross_origin_publish",
+            message: "a page of another origin may publish only to a server started with --publish-token"
+                .into(),
+        });
+    }
+    // Requiring JSON makes a cross-site publish need a CORS preflight: a page can send
+    // `text/plain` to any origin without asking, `application/json` it cannot.
+    if !is_json(&headers) {
+        return Err(ApiError {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            code: "unsupported_media_type",
+            message: "a publish body must be sent with `Content-Type: application/json`".into(),
+        });
+    }
+    let limit = max_body_bytes(&app.config);
+    let too_large = || {
+        ApiError::too_large(format!(
+            "the request body is over {limit} bytes; a single message may carry {} bytes of data",
             app.config.max_message_bytes
-        )),
-        _ => ApiError::bad_request("invalid_body", rejection.body_text()),
-    })?;
-    let value: Value = serde_json::from_slice(&body)
+        ))
+    };
+    // A declared length over the limit is refused before waiting for any of it.
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    let read = http_body_util::Limited::new(body, limit).collect();
+    let body = match tokio::time::timeout(app.config.body_timeout, read).await {
+        Err(_) => {
+            return Err(ApiError {
+                status: StatusCode::REQUEST_TIMEOUT,
+                code: "body_timeout",
+                message: format!(
+                    "the request body did not arrive within {:?} (--body-timeout)",
+                    app.config.body_timeout
+                ),
+            })
+        }
+        Ok(Err(error)) if error.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Ok(Err(error)) => {
+            return Err(ApiError::bad_request("invalid_body", format!("reading the body: {error}")))
+        }
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    let value: &RawValue = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))?;
-    match value {
-        Value::Array(items) => {
-            if items.is_empty() {
-                return Err(ApiError::bad_request("empty_batch", "a batch must hold at least one message"));
-            }
-            if items.len() > PUBLISH_BATCH_MAX {
-                return Err(ApiError::too_large(format!(
-                    "a batch holds at most {PUBLISH_BATCH_MAX} messages, got {}",
-                    items.len()
-                )));
-            }
-            // Validate the whole batch before appending any of it: all or nothing.
-            let messages = items
-                .into_iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    validate(item, &app.config).map_err(|mut e| {
-                        e.message = format!("message {i} of the batch: {}", e.message);
-                        e
-                    })
+    if value.get().starts_with('[') {
+        let items: Vec<&RawValue> = serde_json::from_str(value.get())
+            .map_err(|e| ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}")))?;
+        if items.is_empty() {
+            return Err(ApiError::bad_request("empty_batch", "a batch must hold at least one message"));
+        }
+        if items.len() > PUBLISH_BATCH_MAX {
+            return Err(ApiError::too_large(format!(
+                "a batch holds at most {PUBLISH_BATCH_MAX} messages, got {}",
+                items.len()
+            )));
+        }
+        // Validate the whole batch before appending any of it: all or nothing.
+        let messages = items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| {
+                validate(item, &app.config).map_err(|mut e| {
+                    e.message = format!("message {i} of the batch: {}", e.message);
+                    e
                 })
-                .collect::<Result<Vec<_>, _>>()?;
-            let ids = app.append(messages);
-            Ok((StatusCode::CREATED, Json(serde_json::json!({ "ids": ids })).into_response()).into_response())
-        }
-        item => {
-            let message = validate(item, &app.config)?;
-            let ids = app.append(vec![message]);
-            Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": ids[0] }))).into_response())
-        }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let ids = app.append(messages);
+        return Ok((StatusCode::CREATED, Json(serde_json::json!({ "ids": ids }))).into_response());
+    }
+    let message = validate(value, &app.config)?;
+    let ids = app.append(vec![message]);
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "id": ids[0] }))).into_response())
+}
+
+/// Whether a browser sent this request from a page of another origin: its `Origin`
+/// names another host than the request's `Host`. Without a token, any page the user
+/// opens could otherwise publish to a lab server on their machine.
+pub fn is_cross_site(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return false; // not a browser, or a same-origin GET
+    };
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let authority = origin.split_once("://").map_or("", |(_, rest)| rest);
+    !authority.eq_ignore_ascii_case(host)
+}
+
+/// `Content-Type: application/json`, with or without parameters such as `charset`.
+fn is_json(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case("application/json")
+}
+
+/// A field that may be absent, kept as the raw JSON text it was sent as. Unlike
+/// `Option<&RawValue>`, a field that is present and `null` is kept (as `null`).
+#[derive(Default)]
+pub struct Field<'a>(pub Option<&'a RawValue>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        <&RawValue>::deserialize(deserializer).map(|raw| Field(Some(raw)))
     }
 }
 
 /// Checks one `{"type"?: string, "data": any}` and turns it into a message to append.
-pub fn validate(item: Value, config: &Config) -> Result<NewMessage, ApiError> {
-    let Value::Object(mut fields) = item else {
-        return Err(ApiError::bad_request(
+pub fn validate(item: &RawValue, config: &Config) -> Result<NewMessage, ApiError> {
+    #[derive(Deserialize)]
+    struct Item<'a> {
+        #[serde(borrow, default, rename = "type")]
+        kind: Field<'a>,
+        #[serde(borrow, default)]
+        data: Field<'a>,
+    }
+    let not_an_object = || {
+        ApiError::bad_request(
             "invalid_message",
             "a message is a JSON object {\"type\"?: string, \"data\": any}",
-        ));
+        )
     };
-    let data = fields
-        .remove("data")
+    if !item.get().starts_with('{') {
+        return Err(not_an_object());
+    }
+    let item: Item = serde_json::from_str(item.get()).map_err(|_| not_an_object())?;
+    validate_fields(item.kind.0, item.data.0, config)
+}
+
+/// The checks of [`validate`] on a message's two fields, as found in a publish body or
+/// a WebSocket publish frame.
+pub fn validate_fields(
+    kind: Option<&RawValue>,
+    data: Option<&RawValue>,
+    config: &Config,
+) -> Result<NewMessage, ApiError> {
+    let data = data
         .ok_or_else(|| ApiError::bad_request("missing_data", "a message needs a `data` field (any JSON)"))?;
-    let kind = match fields.remove("type") {
+    let kind = match kind {
         None => "update".to_string(),
-        Some(Value::String(kind)) => {
-            check_type(&kind)?;
-            kind
-        }
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_type",
-                format!("`type` must be a string, got {other}"),
-            ))
-        }
+        Some(raw) => match serde_json::from_str::<String>(raw.get()) {
+            Ok(kind) => {
+                check_type(&kind)?;
+                kind
+            }
+            Err(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid_type",
+                    format!("`type` must be a string, got {}", raw.get()),
+                ))
+            }
+        },
     };
-    // The encoded size is what every subscriber receives, so that is what is limited.
-    let size = serde_json::to_vec(&data).map(|v| v.len()).unwrap_or(usize::MAX);
+    // What every subscriber receives is the compacted text, so that is what is limited.
+    let data = compact_json(data);
+    let size = data.get().len();
     if size > config.max_message_bytes {
         return Err(ApiError::too_large(format!(
-            "`data` is {size} bytes encoded; the limit is {} (--max-message-bytes)",
+            "`data` is {size} bytes; the limit is {} (--max-message-bytes)",
             config.max_message_bytes
         )));
     }
@@ -130,31 +227,48 @@ pub fn max_body_bytes(config: &Config) -> usize {
     config.max_message_bytes.saturating_mul(16).max(1024 * 1024)
 }
 
-/// Whether a request may publish: always when no token is configured.
-pub fn authorized(config: &Config, presented: Option<&str>) -> bool {
+/// Whether a request may publish: always when no token is configured; otherwise when
+/// any token it presents is the right one (a wrong `?token=` does not cancel a right
+/// `Authorization` header). Compared in constant time, so the time of a refusal says
+/// nothing of how much of a guess was right.
+pub fn authorized(config: &Config, presented: &[Option<&str>]) -> bool {
     match &config.publish_token {
         None => true,
-        Some(expected) => presented == Some(expected.as_str()),
+        Some(expected) => {
+            presented.iter().flatten().any(|token| constant_time_eq(token.as_bytes(), expected.as_bytes()))
+        }
     }
 }
 
-/// The token of an `Authorization: Bearer <token>` header.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    // The length of the token is not secret; its bytes are.
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+/// The token of an `Authorization: Bearer <token>` header; the scheme is
+/// case-insensitive (RFC 9110 §11.1).
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim_start();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    fn raw(item: Value) -> Box<RawValue> {
+        RawValue::from_string(item.to_string()).unwrap()
+    }
 
     fn code(item: Value) -> &'static str {
-        validate(item, &Config::default()).unwrap_err().code
+        validate(&raw(item), &Config::default()).unwrap_err().code
     }
 
     #[test]
     fn a_message_needs_data_and_defaults_its_type() {
-        let message = validate(json!({"data": {"x": 1}}), &Config::default()).unwrap();
+        let message = validate(&raw(json!({"data": {"x": 1}})), &Config::default()).unwrap();
         assert_eq!(message.kind, "update");
         assert_eq!(code(json!({"type": "chat"})), "missing_data");
         assert_eq!(code(json!([1])), "invalid_message");
@@ -166,13 +280,35 @@ mod tests {
         assert_eq!(code(json!({"type": "", "data": 1})), "invalid_type");
         assert_eq!(code(json!({"type": 7, "data": 1})), "invalid_type");
         assert_eq!(code(json!({"type": "gap", "data": 1})), "invalid_type");
-        assert!(validate(json!({"type": "chat.message", "data": 1}), &Config::default()).is_ok());
+        assert!(validate(&raw(json!({"type": "chat.message", "data": 1})), &Config::default()).is_ok());
     }
 
     #[test]
     fn data_over_the_limit_is_too_large() {
         let config = Config { max_message_bytes: 10, ..Config::default() };
-        let err = validate(json!({"data": "0123456789"}), &config).unwrap_err(); // 12 bytes encoded
+        let err = validate(&raw(json!({"data": "0123456789"})), &config).unwrap_err(); // 12 bytes encoded
         assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
+    #[test]
+    fn null_data_is_data_and_numbers_are_kept_as_written() {
+        let message = validate(&raw(json!({"data": null})), &Config::default()).unwrap();
+        assert_eq!(message.data.get(), "null");
+        let item = RawValue::from_string(r#"{"data": [18446744073709551616, 1e2]}"#.into()).unwrap();
+        assert_eq!(validate(&item, &Config::default()).unwrap().data.get(), "[18446744073709551616,1e2]");
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_a_right_token_wins() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::AUTHORIZATION, "bEaReR s3cret".parse().unwrap());
+        assert_eq!(bearer_token(&headers), Some("s3cret"));
+        headers.insert(header::AUTHORIZATION, "Bearer ".parse().unwrap());
+        assert_eq!(bearer_token(&headers), None);
+        let config = Config { publish_token: Some("s3cret".into()), ..Config::default() };
+        assert!(authorized(&config, &[Some("wrong"), Some("s3cret")]));
+        assert!(!authorized(&config, &[Some("wrong"), None]));
+        assert!(!authorized(&config, &[Some("s3cre")]));
+        assert!(authorized(&Config::default(), &[None]));
     }
 }

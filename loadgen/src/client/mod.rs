@@ -81,6 +81,10 @@ pub struct Session {
     pub recorder: Recorder,
     /// The last stream id received: where to resume.
     pub cursor: u64,
+    /// The run of the server's stream the cursor belongs to (its epoch), once known: a
+    /// resume names it, so a restarted server answers with a `reset` instead of
+    /// silently serving its new ids after our old cursor.
+    pub stream_epoch: Option<String>,
     /// Cancelled when the run is over.
     pub stop: CancellationToken,
     /// The run's clock: all times are µs since this instant.
@@ -164,19 +168,37 @@ impl Session {
         self.recorder.gap(missed);
     }
 
-    /// The server said our cursor is ahead of its stream (it restarted).
-    pub fn reset(&mut self, last_id: u64) {
-        self.recorder.resets += 1;
-        self.cursor = last_id;
+    /// The `since=` of a resume: `EPOCH-ID`, or the bare id before the epoch is known.
+    pub fn resume_from(&self) -> String {
+        match &self.stream_epoch {
+            Some(epoch) => format!("{epoch}-{}", self.cursor),
+            None => self.cursor.to_string(),
+        }
     }
 
-    /// A poll body `{"messages":[...],"last_id":..,"missed"?:..,"reset"?:..}`.
+    /// The server said our cursor is from another run of its stream (it restarted): the
+    /// messages that follow start that run from its beginning.
+    pub fn reset(&mut self, epoch: Option<&str>) {
+        self.recorder.resets += 1;
+        self.cursor = 0;
+        self.stream_epoch = epoch.map(str::to_string);
+    }
+
+    /// The stream's epoch, as a notice or a poll body told it.
+    pub fn epoch_is(&mut self, epoch: &str) {
+        if self.stream_epoch.as_deref() != Some(epoch) {
+            self.stream_epoch = Some(epoch.to_string());
+        }
+    }
+
+    /// A poll body `{"messages":[...],"last_id":..,"epoch":..,"missed"?:..,"reset"?:..}`.
     pub fn poll_body(&mut self, body: &[u8]) -> anyhow::Result<()> {
         #[derive(Deserialize)]
         struct PollBody<'a> {
             #[serde(borrow)]
             messages: Vec<&'a RawValue>,
-            last_id: u64,
+            #[serde(default)]
+            epoch: Option<&'a str>,
             #[serde(default)]
             missed: u64,
             #[serde(default)]
@@ -184,7 +206,9 @@ impl Session {
         }
         let body: PollBody = serde_json::from_slice(body)?;
         if body.reset {
-            self.reset(body.last_id);
+            self.reset(body.epoch);
+        } else if let Some(epoch) = body.epoch {
+            self.epoch_is(epoch);
         }
         if body.missed > 0 {
             self.gap(body.missed);

@@ -31,7 +31,7 @@ pub async fn run(session: &mut Session) -> Result<(), ClientError> {
         if !session.settings.keepalive {
             connection = LeanConnection::open(session).await?;
         }
-        let path = format!("/poll?since={}", session.cursor);
+        let path = format!("/poll?since={}", session.resume_from());
         let body = tokio::select! {
             _ = session.stop.cancelled() => return Err(ClientError::Stopped),
             body = connection.get_body(session, &path) => body?,

@@ -16,7 +16,7 @@ struct Notice {
     #[serde(default)]
     missed: u64,
     #[serde(default)]
-    last_id: u64,
+    epoch: Option<String>,
 }
 
 /// Follows the event stream until stopped or the stream ends.
@@ -24,7 +24,7 @@ pub async fn run(session: &mut Session) -> Result<(), ClientError> {
     let connection = LeanConnection::open(session).await?;
     // `since` on the first connection; afterwards the cursor is what Last-Event-ID
     // would carry, and the server treats both the same.
-    let path = format!("/sse?since={}", session.cursor);
+    let path = format!("/sse?since={}", session.resume_from());
     let body = tokio::select! {
         _ = session.stop.cancelled() => return Err(ClientError::Stopped),
         body = connection.get_stream(session, &path, "text/event-stream") => body?,
@@ -41,11 +41,16 @@ pub async fn run(session: &mut Session) -> Result<(), ClientError> {
         };
         match event.event.as_str() {
             "gap" => session.gap(serde_json::from_str::<Notice>(&event.data).context("gap notice")?.missed),
-            "reset" => {
-                session.reset(serde_json::from_str::<Notice>(&event.data).context("reset notice")?.last_id)
-            }
+            "reset" => session
+                .reset(serde_json::from_str::<Notice>(&event.data).context("reset notice")?.epoch.as_deref()),
             "shutdown" => return Err(anyhow::anyhow!("the server is shutting down").into()),
-            _ => session.deliver(&event.data)?,
+            _ => {
+                // A message's id is `EPOCH-ID`: what `Last-Event-ID` would carry.
+                if let Some((epoch, _)) = event.id.split_once('-') {
+                    session.epoch_is(epoch);
+                }
+                session.deliver(&event.data)?
+            }
         }
     }
 }

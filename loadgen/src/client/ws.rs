@@ -1,5 +1,5 @@
 //! WebSocket client: one upgraded connection (tokio-tungstenite over a counting socket).
-//! Every frame is JSON: messages carry an `id`; notices (`gap`, `reset`) do not.
+//! Every frame is JSON: messages carry an `id`; notices (`hello`, `gap`, `reset`) do not.
 
 use anyhow::Context;
 use futures_util::StreamExt;
@@ -20,7 +20,7 @@ struct Frame {
     #[serde(default)]
     missed: u64,
     #[serde(default)]
-    last_id: u64,
+    epoch: Option<String>,
 }
 
 /// Small buffers: thousands of these run in one process.
@@ -32,7 +32,7 @@ pub fn client_config() -> WebSocketConfig {
 pub async fn run(session: &mut Session) -> Result<(), ClientError> {
     let tcp = connect(session).await?;
     let stream = CountingStream::new(tcp, session.live.wire.clone());
-    let url = format!("ws://{}/ws?since={}", session.target.host, session.cursor);
+    let url = format!("ws://{}/ws?since={}", session.target.host, session.resume_from());
     session.request_sent();
     let (mut socket, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(client_config()))
         .await
@@ -57,7 +57,12 @@ pub async fn run(session: &mut Session) -> Result<(), ClientError> {
         match (header.id, header.kind.as_str()) {
             (Some(_), _) => session.deliver(text.as_str())?,
             (None, "gap") => session.gap(header.missed),
-            (None, "reset") => session.reset(header.last_id),
+            (None, "reset") => session.reset(header.epoch.as_deref()),
+            (None, "hello") => {
+                if let Some(epoch) = &header.epoch {
+                    session.epoch_is(epoch)
+                }
+            }
             _ => {}
         }
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::Response;
 
-use super::{poll_response, Transport};
+use super::{poll_budget, poll_response, Transport};
 use crate::app::AppState;
 use crate::error::ApiError;
 use crate::log::Read;
@@ -18,10 +18,10 @@ use crate::params::Params;
 /// `GET /poll`. Without `since`, returns no messages, only `last_id`: where "now" is.
 pub async fn short_poll(State(app): State<Arc<AppState>>, params: Params) -> Result<Response, ApiError> {
     let metrics = app.metrics.transport(Transport::ShortPoll);
-    let _admitted = app.admission.admit(metrics)?;
+    let slot = app.admission.admit(metrics)?;
     let read = match params.since {
-        Some(since) => app.log.read_after(since, params.limit),
-        None => Read { last_id: app.log.last_id(), ..Read::default() },
+        Some(since) => app.log.read_after(since, poll_budget(&app, params.limit)),
+        None => Read { last_id: app.log.last_id(), epoch: Some(app.log.epoch()), ..Read::default() },
     };
-    Ok(poll_response(&read, metrics))
+    Ok(poll_response(&app, &read, metrics, slot))
 }

@@ -35,10 +35,11 @@ use tokio::sync::watch;
 use tokio::time::{Interval, MissedTickBehavior};
 
 use super::Transport;
+use super::STREAM_BUDGET;
 use crate::app::AppState;
-use crate::config::{SSE_RETRY_MS, STREAM_BATCH};
+use crate::config::SSE_RETRY_MS;
 use crate::error::ApiError;
-use crate::log::sse_event;
+use crate::log::{sse_event, Cursor};
 use crate::metrics::Admitted;
 use crate::params::Params;
 
@@ -84,11 +85,16 @@ pub(crate) struct Direct {
 /// whole `GET /sse` request that opens a session, returns it; otherwise `None`, and
 /// hyper serves the connection from its first byte as if nothing had happened.
 pub(crate) async fn take_over(tcp: &TcpStream, app: &Arc<AppState>) -> Option<Direct> {
-    // Wait before allocating: a connection that never speaks holds no buffer.
+    // Wait before allocating: a connection that never speaks holds no buffer. The caller
+    // bounds this wait by --request-timeout.
     tcp.readable().await.ok()?;
     let mut head = vec![0; PEEK_LIMIT];
     let peeked = tcp.peek(&mut head).await.ok()?;
     let request = DirectRequest::parse(&head[..peeked])?;
+    // A host the router would refuse is left to it, so the refusal is the same.
+    if app.loopback && !request.host.is_some_and(crate::edge::is_loopback_host) {
+        return None;
+    }
     let params = Params::from_query(request.query).ok()?;
     let session = SseSession::open(app.clone(), request.last_event_id, params).ok()?;
     let cross_origin = request.cross_origin;
@@ -102,6 +108,7 @@ struct DirectRequest<'a> {
     head_len: usize,
     query: &'a str,
     last_event_id: Option<&'a [u8]>,
+    host: Option<&'a [u8]>,
     cross_origin: bool,
 }
 
@@ -121,13 +128,16 @@ impl<'a> DirectRequest<'a> {
             "" => "",
             rest => rest.strip_prefix('?')?,
         };
-        let mut direct = DirectRequest { head_len, query, last_event_id: None, cross_origin: false };
+        let mut direct =
+            DirectRequest { head_len, query, last_event_id: None, host: None, cross_origin: false };
         for header in request.headers.iter() {
             let name = header.name;
             if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding") {
                 return None; // a GET with a body: unusual enough for the general path
             } else if name.eq_ignore_ascii_case("last-event-id") {
                 direct.last_event_id = Some(header.value);
+            } else if name.eq_ignore_ascii_case("host") {
+                direct.host = Some(header.value);
             } else if name.eq_ignore_ascii_case("origin") {
                 direct.cross_origin = true;
             }
@@ -145,12 +155,20 @@ impl Direct {
             return;
         }
         drop(head);
+        let write_timeout = session.app.config.write_timeout;
         let mut response_head = response_head(cross_origin);
         let mut next = session.next_chunk().await;
         loop {
             // `None` ends the stream with the last chunk, of size 0.
             let chunk = next.as_deref().unwrap_or_default();
-            let written = write_chunk(&mut tcp, &std::mem::take(&mut response_head), chunk).await;
+            let head = std::mem::take(&mut response_head);
+            let write = write_chunk(&mut tcp, &head, chunk);
+            // A client that stopped reading (or vanished without a FIN) fills its socket
+            // buffer and the write waits; past --write-timeout it is dropped and counted.
+            let Ok(written) = tokio::time::timeout(write_timeout, write).await else {
+                session.app.metrics.transport(Transport::Sse).slow_closed.inc();
+                return;
+            };
             if written.is_err() || next.is_none() {
                 return;
             }
@@ -216,8 +234,8 @@ async fn peer_gone(tcp: &TcpStream) {
 struct SseSession {
     app: Arc<AppState>,
     appended: watch::Receiver<u64>,
-    /// Last id delivered (or the resume point).
-    cursor: u64,
+    /// Last position delivered (or the resume point).
+    cursor: Cursor,
     heartbeat: Interval,
     /// Name each event by the message's type (`event: chat`), or leave every message
     /// unnamed so `EventSource.onmessage` receives all types.
@@ -239,19 +257,18 @@ impl SseSession {
         let last_event_id = match last_event_id {
             None => None,
             Some(value) => {
-                Some(std::str::from_utf8(value).ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(
-                    || {
-                        ApiError::bad_request(
-                            "invalid_last_event_id",
-                            "`Last-Event-ID` must be a whole number ≥ 0",
-                        )
-                    },
-                )?)
+                Some(std::str::from_utf8(value).ok().and_then(Cursor::parse).ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_last_event_id",
+                        "`Last-Event-ID` must be an SSE id this server sent (EPOCH-ID, e.g. 3f9a1c07-42) \
+                     or a whole number ≥ 0",
+                    )
+                })?)
             }
         };
         let admitted = app.admission.admit(metrics)?;
         let appended = app.log.subscribe();
-        let cursor = last_event_id.or(params.since).unwrap_or_else(|| app.log.last_id());
+        let cursor = last_event_id.or(params.since).unwrap_or_else(|| app.log.now());
         let mut heartbeat = tokio::time::interval_at(
             tokio::time::Instant::now() + app.config.heartbeat,
             app.config.heartbeat,
@@ -282,16 +299,17 @@ impl SseSession {
             out.put_slice(format!("retry: {SSE_RETRY_MS}\n\n").as_bytes());
         }
         loop {
-            let read = self.app.log.read_after(self.cursor, STREAM_BATCH);
+            let read = self.app.log.read_after(self.cursor, STREAM_BUDGET);
             if read.reset {
-                // The client is ahead of the stream: tell it where the stream is, and
-                // give the notice that id so the browser's Last-Event-ID moves too.
-                let notice = format!(r#"{{"type":"reset","last_id":{}}}"#, read.last_id);
-                out.put(sse_event(Some(read.last_id), "reset", notice.as_bytes()));
-                self.cursor = read.last_id;
+                // The cursor is from another run of the stream (the server restarted):
+                // say so, and give the notice this run's start as its id, so the
+                // browser's Last-Event-ID moves to this run even before a message comes.
+                self.cursor = Cursor { epoch: read.epoch, id: 0 };
+                let notice = super::reset_notice(&read);
+                out.put(sse_event(Some(self.cursor), "reset", notice.as_bytes()));
             }
             if read.missed > 0 {
-                let notice = format!(r#"{{"type":"gap","missed":{}}}"#, read.missed);
+                let notice = super::gap_notice(read.missed);
                 out.put(sse_event(None, "gap", notice.as_bytes()));
                 metrics.gaps.inc();
             }
@@ -303,7 +321,7 @@ impl SseSession {
                 }
             }
             if let Some(last) = read.entries.last() {
-                self.cursor = last.id;
+                self.cursor = Cursor { epoch: read.epoch, id: last.id };
             }
             if !out.is_empty() {
                 metrics.bytes_sent.inc_by(out.len() as u64);
