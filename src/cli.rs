@@ -3,14 +3,18 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use anyhow::{bail, Context};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use pushlab_loadgen::workload::parse_duration;
 use pushlab_loadgen::{LabOptions, WorkloadArgs};
+
+/// `pushlab --version`: the version and the commit it was built from (see build.rs).
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("PUSHLAB_GIT_COMMIT"), ")");
 
 /// A benchmark and teaching lab for real-time web transports: short polling, long
 /// polling, Server-Sent Events and WebSocket, measured the same way.
 #[derive(Debug, Parser)]
-#[command(name = "pushlab", version, about)]
+#[command(name = "pushlab", version = VERSION, about)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,7 +33,7 @@ enum Command {
     Report(ReportArgs),
     /// Show every byte one client of a transport exchanges with a fresh server, annotated.
     Trace(TraceArgs),
-    /// Check every claim of the seed documents (../shared/CLAIMS.md): make the runs they
+    /// Check every claim of the seed documents (their list of claims): make the runs they
     /// need and write docs/claims.md with a verdict and the figures for each.
     Claims(ClaimsArgs),
     /// Regression gate for CI: run a quick lab a few times, compare with a baseline,
@@ -39,6 +43,29 @@ enum Command {
     /// clients attack a second one (stuck readers, a ping flood, poll hogs, idle
     /// sockets); report what the attack did. Exit 1 when a verdict fails, 2 on errors.
     Abuse(AbuseArgs),
+    /// Print a shell completion script: `pushlab completions bash > ~/.local/share/bash-completion/completions/pushlab`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff): `pushlab man > pushlab.1 && man ./pushlab.1`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+struct CompletionsArgs {
+    /// bash, zsh, fish, elvish or powershell.
+    shell: clap_complete::Shell,
+}
+
+/// What `lab`, `load` and `report` print on stdout; the files are written either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OutputFormat {
+    /// The comparison table, for people.
+    Text,
+    /// results.json (a sweep: sweep.json).
+    Json,
+    /// summary.csv (a sweep: sweep.csv).
+    Csv,
+    /// summary.md.
+    Md,
 }
 
 #[derive(Debug, Args)]
@@ -53,14 +80,14 @@ struct AbuseArgs {
     #[arg(long, default_value_t = 128)]
     payload: usize,
     /// Measured window per transport and phase [default: 120s; 2s with --quick].
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = parse_duration)]
     duration: Option<Duration>,
     /// Warm-up before each measured window [default: 5s; 500ms with --quick].
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = parse_duration)]
     warmup: Option<Duration>,
     /// The normal clients' transports, comma separated: any of short_poll,long_poll,sse,ws.
     #[arg(long, value_delimiter = ',', default_value = "sse,ws")]
-    transports: Vec<pushlab_server::Transport>,
+    transports: Vec<pushlab_protocol::Transport>,
     /// The bound on the server's peak RSS, stated before the run (e.g. 512MiB, 1GiB).
     #[arg(long, default_value = "512MiB", value_parser = pushlab_loadgen::abuse::parse_size)]
     rss_bound: u64,
@@ -78,7 +105,7 @@ struct AbuseArgs {
     #[arg(long)]
     idle_sockets: Option<usize>,
     /// How long the ping flood lasts [default: the whole phase; 2s with --quick].
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = parse_duration)]
     ping_flood_for: Option<Duration>,
     /// `--history` of the spawned servers [default: enough for the pre-fill and the run].
     #[arg(long)]
@@ -155,7 +182,7 @@ struct ClaimsArgs {
 struct TraceArgs {
     /// short_poll, long_poll, sse or ws.
     #[arg(long)]
-    transport: pushlab_server::Transport,
+    transport: pushlab_protocol::Transport,
     /// Messages to publish while the client follows the stream.
     #[arg(long, default_value_t = 2)]
     messages: u64,
@@ -163,34 +190,52 @@ struct TraceArgs {
 
 #[derive(Debug, Args)]
 struct ReportArgs {
-    /// A results.json written by `pushlab lab` or `pushlab load`.
+    /// A run's folder or its results.json; a sweep's folder (or sweep.json); a
+    /// find-max folder (or saturation.json).
     results: PathBuf,
-    /// Also rewrite summary.md, summary.csv and the plots into this folder.
+    /// Also rewrite summary.md, summary.csv, index.html and the plots into this folder.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// What to print on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    output_format: OutputFormat,
+}
+
+/// What `lab` and `load` share beyond the workload: where the files go, what is printed,
+/// and the saturation search.
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Where to write results.json, summary.md, summary.csv, index.html and the plots
+    /// [default: results/<date>-<name>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// What to print on stdout (the files are written whatever it is).
+    #[arg(long, value_enum, default_value = "text")]
+    output_format: OutputFormat,
+    /// Find each transport's maximum sustained rate: start at --rate and multiply it by
+    /// 1.5 each step until p99 passes --p99-limit, a message is lost or delivery falls
+    /// behind. Writes saturation.svg; idle phases are cut to 1 s. Takes one --rtt and
+    /// one --poll-interval value.
+    #[arg(long)]
+    find_max: bool,
+    /// With --find-max: the p99 a step may not pass.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    p99_limit: Duration,
 }
 
 #[derive(Debug, Args)]
 struct LabArgs {
     #[command(flatten)]
     workload: WorkloadArgs,
-    /// Where to write results.json, summary.md, summary.csv and the plots
-    /// [default: results/<date>-<name>].
-    #[arg(long)]
-    out: Option<PathBuf>,
+    #[command(flatten)]
+    run: RunArgs,
     /// Name of the run, for the default output folder.
     #[arg(long, default_value = "lab")]
     name: String,
-    /// Find each transport's maximum sustained rate: start at --rate and multiply it by
-    /// 1.5 each step until p99 passes --p99-limit, a message is lost or delivery falls
-    /// behind. Writes saturation.svg; idle phases are cut to 1 s.
-    #[arg(long)]
-    find_max: bool,
-    /// With --find-max: the p99 a step may not pass.
-    #[arg(long, default_value = "100ms", value_parser = humantime::parse_duration)]
-    p99_limit: Duration,
 }
 
+/// `--heartbeat` is a flag of the servers pushlab spawns: `load` hides it (see
+/// [`command`]) and refuses it, since a target keeps its own heartbeat.
 #[derive(Debug, Args)]
 struct LoadArgs {
     /// The server to measure: host:port or http://host:port.
@@ -201,7 +246,9 @@ struct LoadArgs {
     #[arg(long)]
     server_pid: Option<u32>,
     #[command(flatten)]
-    lab: LabArgs,
+    workload: WorkloadArgs,
+    #[command(flatten)]
+    run: RunArgs,
 }
 
 /// Every limit a client can meet is a flag here or a fixed limit listed below; what a
@@ -222,7 +269,7 @@ struct ServeArgs {
     publish_token: Option<String>,
     /// SSE keep-alive and WebSocket ping interval, e.g. 15s or 500ms (at least 100ms). A
     /// WebSocket silent for two heartbeats is closed with 1008.
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
     heartbeat: Duration,
     /// Largest message `data`, in bytes (at most 16 MiB); a publish body may be 16× that
     /// (at least 1 MiB).
@@ -238,13 +285,13 @@ struct ServeArgs {
     max_sockets: Option<usize>,
     /// A request head must be complete within this of the connection opening or of the
     /// previous response (so also the keep-alive idle timeout).
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     request_timeout: Duration,
     /// A publish body must arrive within this (else 408).
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
     body_timeout: Duration,
     /// A write blocked this long (the client stopped reading) closes the connection.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
     write_timeout: Duration,
     /// Largest poll response body in bytes; a response always carries at least one
     /// message and says `"more": true` when it stopped early.
@@ -264,24 +311,161 @@ Fixed limits:
 
 Every refusal is JSON: {\"error\": CODE, \"message\": TEXT}; every 503 carries Retry-After.";
 
+/// The command line as clap sees it: the derived one, with `load`'s `--heartbeat` hidden
+/// (it is a flag for servers pushlab spawns; `load` refuses it). Completions and the man
+/// page are made from this too.
+pub(crate) fn command() -> clap::Command {
+    Cli::command().mut_subcommand("load", |load| load.mut_arg("heartbeat", |arg| arg.hide(true)))
+}
+
 impl Cli {
+    /// Parses the process's arguments (exiting with clap's message on an error), and says
+    /// which of the phase flags that `--quick` would shorten were typed explicitly.
+    pub(crate) fn parse_args() -> (Cli, Vec<&'static str>) {
+        let matches = command().get_matches();
+        let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+        let explicit = match matches.subcommand() {
+            Some(("lab" | "load" | "bench", sub)) => pushlab_loadgen::workload::explicit_flags(sub),
+            _ => Vec::new(),
+        };
+        (cli, explicit)
+    }
+
     /// Runs the command and returns the process exit code.
-    pub(crate) async fn run(self) -> anyhow::Result<i32> {
+    pub(crate) async fn run(self, explicit: Vec<&'static str>) -> anyhow::Result<i32> {
         match self.command {
             Command::Serve(args) => serve(args).await.map(|()| 0),
-            Command::Lab(args) => lab(args, None, None).await,
-            Command::Load(args) => lab(args.lab, Some(args.target), args.server_pid).await,
+            Command::Lab(args) => {
+                let LabArgs { workload, run, name } = args;
+                until_signal(lab(workload, run, &name, None, None, &explicit)).await
+            }
+            Command::Load(args) => {
+                if explicit.contains(&"heartbeat") {
+                    bail!(
+                        "--heartbeat does not apply to `pushlab load`: it sets the heartbeat of the \
+                         servers `pushlab lab` spawns, and a target keeps its own (e.g. `pushlab serve --heartbeat 5s`)"
+                    );
+                }
+                let target = Some(args.target);
+                until_signal(lab(args.workload, args.run, "load", target, args.server_pid, &explicit)).await
+            }
             Command::Report(args) => report(args).map(|()| 0),
-            Command::Bench(args) => bench(args).await,
-            Command::Claims(args) => claims(args).await.map(|()| 0),
-            Command::Abuse(args) => abuse(args).await,
+            Command::Bench(args) => until_signal(bench(args, &explicit)).await,
+            Command::Claims(args) => until_signal(async { claims(args).await.map(|()| 0) }).await,
+            Command::Abuse(args) => until_signal(abuse(args)).await,
             Command::Trace(args) => {
                 let exe = std::env::current_exe().context("locating the pushlab binary")?;
                 print!("{}", pushlab_loadgen::trace::run(args.transport, &exe, args.messages).await?);
                 Ok(0)
             }
+            Command::Completions(args) => {
+                clap_complete::generate(args.shell, &mut command(), "pushlab", &mut std::io::stdout());
+                Ok(0)
+            }
+            Command::Man => {
+                clap_mangen::Man::new(command())
+                    .render(&mut std::io::stdout())
+                    .context("writing the man page")?;
+                Ok(0)
+            }
         }
     }
+}
+
+/// Shows the runs' progress on stderr (the library reports it, only the binary
+/// prints): on a terminal a bar per transport that redraws itself, with the time left;
+/// elsewhere (a CI log, where a bar would be noise) a line every few seconds with the
+/// phase, the deliveries per second and the time left.
+pub(crate) fn show_progress() {
+    use pushlab_loadgen::lab::Progress;
+    use pushlab_loadgen::report::{bytes, ms};
+    use std::io::IsTerminal;
+    // The task writing those lines for the transport being measured.
+    let lines: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>> = std::sync::Mutex::new(None);
+    let stop_lines = move |next: Option<tokio::task::JoinHandle<()>>| {
+        if let Ok(mut task) = lines.lock() {
+            if let Some(previous) = std::mem::replace(&mut *task, next) {
+                previous.abort();
+            }
+        }
+    };
+    pushlab_loadgen::lab::set_progress(move |event| match event {
+        Progress::Started(w) => eprintln!(
+            "pushlab: {} clients, {} msg/s, {}-byte payload; per transport: {:.1}s warm-up, {:.1}s measured, \
+             {:.1}s idle",
+            w.clients,
+            w.rate_per_second,
+            w.payload_bytes,
+            w.warmup_seconds.as_secs_f64(),
+            w.duration_seconds.as_secs_f64(),
+            w.idle_seconds.as_secs_f64()
+        ),
+        Progress::Condition(name) => eprintln!("\n== {name}"),
+        // Said so that whoever stops the run can check nothing is left behind.
+        Progress::ServerStarted { transport, pid, addr } => {
+            eprintln!("pushlab: {transport} server pid {pid} on {addr}")
+        }
+        Progress::Measuring { bar, .. } => {
+            if std::io::stderr().is_terminal() {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                stop_lines(None);
+            } else {
+                stop_lines(Some(tokio::spawn(progress_lines(bar.clone()))));
+            }
+        }
+        Progress::Measured(t) => {
+            stop_lines(None);
+            eprintln!(
+                "{:>12} p50 {} · p99 {} · {} per message · lost {}",
+                t.transport.name(),
+                ms(t.latency.p50_ms),
+                ms(t.latency.p99_ms),
+                bytes(t.traffic.bytes_per_message),
+                t.delivery.lost
+            );
+        }
+        Progress::FindMaxStep { transport, rate_per_second, clients } => {
+            eprintln!("\n== find-max: {transport} at {rate_per_second:.0} msg/s × {clients} clients")
+        }
+    });
+}
+
+/// Every [`PROGRESS_EVERY`], one line on stderr with the bar's prefix, its message (the
+/// phase and the deliveries per second), how far the transport is, and the time left.
+async fn progress_lines(bar: indicatif::ProgressBar) {
+    loop {
+        tokio::time::sleep(PROGRESS_EVERY).await;
+        let done = 100 * bar.position() / bar.length().unwrap_or(1).max(1);
+        eprintln!("{:>12} {} · {done}% · about {} s left", bar.prefix(), bar.message(), bar.eta().as_secs());
+    }
+}
+
+/// How often [`progress_lines`] writes.
+const PROGRESS_EVERY: Duration = Duration::from_secs(5);
+
+/// Exit code after SIGINT (Ctrl-C), as shells report it: 128 + 2.
+const SIGINT_EXIT: i32 = 130;
+/// Exit code after SIGTERM: 128 + 15.
+const SIGTERM_EXIT: i32 = 143;
+
+/// Runs `work` until it ends or the process is told to stop. On SIGINT or SIGTERM `work`
+/// is dropped, and with it every `pushlab serve` it started (their handles kill the child
+/// when dropped), so nothing is left running; results are written after each transport,
+/// so what was measured is on disk already.
+async fn until_signal(work: impl std::future::Future<Output = anyhow::Result<i32>>) -> anyhow::Result<i32> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let (name, code) = tokio::select! {
+        result = work => return result,
+        _ = interrupt.recv() => ("SIGINT", SIGINT_EXIT),
+        _ = terminate.recv() => ("SIGTERM", SIGTERM_EXIT),
+    };
+    eprintln!(
+        "pushlab: stopped by {name}; the servers it started are stopped, and the transports measured \
+         so far are in the output folder (results.json says `incomplete`)"
+    );
+    Ok(code)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -348,23 +532,42 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 
 /// Runs the lab (or a load against `target`), prints the table, and returns 1 when any
 /// message was lost or duplicated.
-async fn lab(args: LabArgs, target: Option<String>, server_pid: Option<u32>) -> anyhow::Result<i32> {
-    let out = args.out.unwrap_or_else(|| {
-        pushlab_loadgen::lab::default_out_dir(std::path::Path::new("results"), &args.name)
-    });
-    let workloads = args.workload.validate_all()?;
+async fn lab(
+    workload: WorkloadArgs,
+    run: RunArgs,
+    name: &str,
+    target: Option<String>,
+    server_pid: Option<u32>,
+    explicit: &[&str],
+) -> anyhow::Result<i32> {
+    let out = run
+        .out
+        .unwrap_or_else(|| pushlab_loadgen::lab::default_out_dir(std::path::Path::new("results"), name));
+    let workloads = workload.validate_all_with(explicit)?;
+    if run.find_max && workloads.len() > 1 {
+        bail!(
+            "--find-max takes one --rtt and one --poll-interval value, not a list (it would use only the \
+             first): run it once per value, e.g. `--find-max --rtt 50ms`"
+        );
+    }
     let mut options = lab_options(workloads[0].clone(), target, server_pid, out.clone())?;
-    if args.find_max {
+    if run.find_max {
         options.workload.idle_seconds = options.workload.idle_seconds.min(Duration::from_secs(1));
         let search = pushlab_loadgen::saturation::Search {
-            p99_limit_ms: args.p99_limit.as_secs_f64() * 1e3,
+            p99_limit_ms: run.p99_limit.as_secs_f64() * 1e3,
             start_rate: options.workload.rate_per_second,
             factor: 1.5,
             max_steps: 20,
         };
         let curves = pushlab_loadgen::saturation::find_max(&options, search).await?;
-        println!("{}", pushlab_loadgen::saturation::markdown(&curves, &options.command, search));
-        println!("wrote {}/summary.md, saturation.json, saturation.svg and a folder per step", out.display());
+        match run.output_format {
+            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&curves)?),
+            _ => println!("{}", pushlab_loadgen::saturation::markdown(&curves, &options.command, search)),
+        }
+        eprintln!(
+            "wrote {}/summary.md, saturation.json, saturation.svg and a folder per step",
+            out.display()
+        );
         return Ok(0);
     }
     let runs = if workloads.len() == 1 {
@@ -372,37 +575,108 @@ async fn lab(args: LabArgs, target: Option<String>, server_pid: Option<u32>) -> 
     } else {
         pushlab_loadgen::lab::run_conditions(&options, workloads).await?
     };
-    for results in &runs {
-        println!();
-        if runs.len() > 1 {
-            println!("== {}", pushlab_loadgen::report::table::condition_name(results));
-        }
-        print!("{}", pushlab_loadgen::report::table::terminal(results));
-        for warning in &results.warnings {
-            println!("warning: {warning}");
-        }
-    }
     if runs.len() > 1 {
-        use pushlab_loadgen::report::table;
-        println!("\n== {}\n{}", table::sweep_title(&runs), table::conditions(&runs));
-        println!("wrote {}/summary.md, sweep.svg and a folder per condition", out.display());
+        print_sweep(&runs, &out, run.output_format)?;
+        eprintln!(
+            "\nwrote {}/sweep.json, sweep.csv, summary.md, index.html, sweep.svg and a folder per condition",
+            out.display()
+        );
     } else {
-        println!("\nwrote {}/results.json, summary.md, summary.csv, latency.svg, cost.svg", out.display());
+        print_run(&runs[0], &out, run.output_format)?;
+        eprintln!(
+            "\nwrote {}/results.json, summary.md, summary.csv, index.html, latency.svg, cost.svg",
+            out.display()
+        );
     }
     let faulty =
         runs.iter().flat_map(|r| &r.transports).any(|t| t.delivery.lost > 0 || t.delivery.duplicated > 0);
     Ok(if faulty { 1 } else { 0 })
 }
 
+/// One run on stdout in `format`. Text is the table and the run's warnings; the other
+/// formats print a file of the run (`dir`) as written, so stdout is what a script reads.
+fn print_run(
+    results: &pushlab_loadgen::Results,
+    dir: &std::path::Path,
+    format: OutputFormat,
+) -> anyhow::Result<()> {
+    match format {
+        OutputFormat::Text => {
+            println!();
+            print!("{}", pushlab_loadgen::report::table::terminal(results));
+            for warning in &results.warnings {
+                println!("warning: {warning}");
+            }
+        }
+        OutputFormat::Json => print!("{}", read(&dir.join("results.json"))?),
+        OutputFormat::Csv => print!("{}", read(&dir.join("summary.csv"))?),
+        OutputFormat::Md => print!("{}", read(&dir.join("summary.md"))?),
+    }
+    Ok(())
+}
+
+/// A sweep on stdout in `format`: each condition's table, then the comparison.
+fn print_sweep(
+    runs: &[pushlab_loadgen::Results],
+    dir: &std::path::Path,
+    format: OutputFormat,
+) -> anyhow::Result<()> {
+    use pushlab_loadgen::report::table;
+    match format {
+        OutputFormat::Text => {
+            for results in runs {
+                println!("\n== {}", table::condition_name(results));
+                print!("{}", table::terminal(results));
+                for warning in &results.warnings {
+                    println!("warning: {warning}");
+                }
+            }
+            println!("\n== {}\n{}", table::sweep_title(runs), table::conditions(runs));
+        }
+        OutputFormat::Json => print!("{}", read(&dir.join("sweep.json"))?),
+        OutputFormat::Csv => print!("{}", read(&dir.join("sweep.csv"))?),
+        OutputFormat::Md => print!("{}", read(&dir.join("summary.md"))?),
+    }
+    Ok(())
+}
+
+fn read(path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// `pushlab report PATH`: a run, a sweep or a saturation search, whichever PATH holds.
 fn report(args: ReportArgs) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&args.results)
-        .with_context(|| format!("reading {}", args.results.display()))?;
-    let results: pushlab_loadgen::Results = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a pushlab results.json", args.results.display()))?;
-    print!("{}", pushlab_loadgen::report::table::terminal(&results));
-    if let Some(out) = args.out {
-        pushlab_loadgen::report::write_all(&results, &out)?;
-        println!("wrote {}", out.display());
+    use pushlab_loadgen::report::{self, Saved};
+    let saved = report::open(&args.results)?;
+    // The files a non-text format prints are rewritten first when they are missing (a
+    // results.json copied alone), into --out or a temporary folder.
+    let dir = match &args.out {
+        Some(out) => out.clone(),
+        None => std::env::temp_dir().join(format!("pushlab-report-{}", std::process::id())),
+    };
+    match saved {
+        Saved::Run(results) => {
+            if args.out.is_some() || args.output_format != OutputFormat::Text {
+                report::write_all(&results, &dir)?;
+            }
+            print_run(&results, &dir, args.output_format)?;
+        }
+        Saved::Sweep(runs) => {
+            if args.out.is_some() || args.output_format != OutputFormat::Text {
+                report::write_sweep(&runs, &dir, &runs[0].setup.command)?;
+            }
+            print_sweep(&runs, &dir, args.output_format)?;
+        }
+        Saved::Saturation(curves) => match args.output_format {
+            OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&curves)?),
+            _ => print!("{}", pushlab_loadgen::saturation::terminal(&curves)),
+        },
+    }
+    match &args.out {
+        Some(out) => eprintln!("wrote {}", out.display()),
+        None => {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
     }
     Ok(())
 }
@@ -424,13 +698,13 @@ fn lab_options(
     })
 }
 
-async fn bench(mut args: BenchArgs) -> anyhow::Result<i32> {
+async fn bench(mut args: BenchArgs, explicit: &[&str]) -> anyhow::Result<i32> {
     args.workload.quick |= !args.full;
     let out = args
         .out
         .unwrap_or_else(|| std::env::temp_dir().join(format!("pushlab-bench-{}", std::process::id())));
     let options = pushlab_loadgen::bench::BenchOptions {
-        lab: lab_options(args.workload.validate()?, args.target, args.server_pid, out)?,
+        lab: lab_options(args.workload.validate_with(explicit)?, args.target, args.server_pid, out)?,
         repeat: args.repeat,
         baseline: args.baseline,
         update_baseline: args.update_baseline,

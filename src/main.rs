@@ -3,14 +3,15 @@
 
 mod cli;
 
-use clap::Parser;
-
 /// Exit code for errors (bad arguments, a run that could not be made); a regression
 /// found by `pushlab bench` is 1, success 0.
 const ERROR_EXIT: i32 = 2;
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let (cli, explicit) = cli::Cli::parse_args();
+    // results.json names the commit this binary was built from (see build.rs).
+    pushlab_loadgen::lab::set_build_commit(env!("PUSHLAB_GIT_COMMIT"));
+    cli::show_progress();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
@@ -18,7 +19,7 @@ fn main() {
         .with_writer(std::io::stderr)
         .init();
     let code = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime.block_on(cli.run()).unwrap_or_else(|error| {
+        Ok(runtime) => runtime.block_on(cli.run(explicit)).unwrap_or_else(|error| {
             eprintln!("error: {error:#}");
             ERROR_EXIT
         }),

@@ -9,14 +9,15 @@
 use std::process::Command;
 
 use pushlab_loadgen::abuse::AbuseReport;
-use pushlab_server::Transport;
+use pushlab_protocol::Transport;
 
 #[test]
 fn abuse_quick_runs_every_attacker_and_writes_its_report() {
-    let dir = std::env::temp_dir().join(format!("pushlab-abuse-{}", std::process::id()));
+    let temp = tempfile::Builder::new().prefix("pushlab-abuse-").tempdir().unwrap();
+    let dir = temp.path();
     let output = Command::new(env!("CARGO_BIN_EXE_pushlab"))
         .args(["abuse", "--quick", "--transports", "ws", "--out"])
-        .arg(&dir)
+        .arg(dir)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -58,5 +59,4 @@ fn abuse_quick_runs_every_attacker_and_writes_its_report() {
     let summary = std::fs::read_to_string(dir.join("summary.md")).unwrap();
     assert!(summary.contains("abuse --quick --transports ws --out"), "the command is recorded:\n{summary}");
     assert!(summary.contains("CPUs (nproc)") && summary.contains(&verdicts.rss_under_bound.line));
-    let _ = std::fs::remove_dir_all(dir);
 }

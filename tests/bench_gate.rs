@@ -1,7 +1,7 @@
 //! `pushlab bench`: passes on an identical run, fails with a readable table on a planted
 //! regression, and its exit codes, JUnit XML and step summary are what CI systems expect.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use serde_json::Value;
@@ -19,22 +19,15 @@ fn text(output: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
 }
 
-struct Dir(PathBuf);
+/// A temporary folder, removed when dropped (also when the test fails).
+struct Dir(tempfile::TempDir);
 
 impl Dir {
     fn new(name: &str) -> Dir {
-        let dir = std::env::temp_dir().join(format!("pushlab-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        Dir(dir)
+        Dir(tempfile::Builder::new().prefix(&format!("pushlab-{name}-")).tempdir().unwrap())
     }
     fn path(&self, file: &str) -> String {
-        self.0.join(file).display().to_string()
-    }
-}
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path().join(file).display().to_string()
     }
 }
 
@@ -56,8 +49,13 @@ fn the_gate_passes_on_this_code_and_fails_on_planted_regressions() {
     let dir = Dir::new("gate");
     let baseline = dir.path("baseline.json");
 
-    // A real baseline from a real (quick) run.
-    let made = pushlab(&[&["bench", "--update-baseline", "--baseline", &baseline], &RUN[..]].concat(), &[]);
+    // A real baseline from a real (quick) run. Every run's files go into `dir` too, or
+    // `pushlab bench` would leave them in a temporary folder of its own.
+    let runs = dir.path("runs");
+    let made = pushlab(
+        &[&["bench", "--update-baseline", "--baseline", &baseline, "--out", &runs], &RUN[..]].concat(),
+        &[],
+    );
     assert_eq!(made.status.code(), Some(0), "{}", text(&made));
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(&baseline).unwrap()).unwrap();
     assert_eq!(saved["runs"].as_array().unwrap().len(), 1);
@@ -72,7 +70,11 @@ fn the_gate_passes_on_this_code_and_fails_on_planted_regressions() {
         "--threshold",
         "server.cpu_us_per_message=x100",
     ];
-    let again = pushlab(&[&["bench", "--baseline", &baseline], &RUN[..], &wide[..]].concat(), &[]);
+    let again_runs = dir.path("runs-again");
+    let again = pushlab(
+        &[&["bench", "--baseline", &baseline, "--out", &again_runs], &RUN[..], &wide[..]].concat(),
+        &[],
+    );
     assert_eq!(again.status.code(), Some(0), "{}", text(&again));
 
     // An identical run passes, and says so.
@@ -86,7 +88,7 @@ fn the_gate_passes_on_this_code_and_fails_on_planted_regressions() {
         *bytes = Value::from(bytes.as_f64().unwrap() * 0.8);
     });
     let junit = dir.path("junit.xml");
-    let summary = dir.0.join("summary.md");
+    let summary = dir.0.path().join("summary.md");
     let regressed = pushlab(
         &["bench", "--baseline", &cheaper, "--current", &baseline, "--junit", &junit],
         &[("GITHUB_STEP_SUMMARY", &summary)],
@@ -115,7 +117,11 @@ fn the_gate_passes_on_this_code_and_fails_on_planted_regressions() {
 fn fail_if_conditions_and_errors_have_their_own_exit_codes() {
     let dir = Dir::new("gate-errors");
     let baseline = dir.path("baseline.json");
-    let made = pushlab(&[&["bench", "--update-baseline", "--baseline", &baseline], &RUN[..]].concat(), &[]);
+    let runs = dir.path("runs");
+    let made = pushlab(
+        &[&["bench", "--update-baseline", "--baseline", &baseline, "--out", &runs], &RUN[..]].concat(),
+        &[],
+    );
     assert_eq!(made.status.code(), Some(0), "{}", text(&made));
     let compare = |extra: &[&str]| {
         pushlab(&[&["bench", "--baseline", &baseline, "--current", &baseline], extra].concat(), &[])

@@ -1,6 +1,7 @@
 //! The live page in a real browser: Debian's Chromium, headless, receives every message
 //! in all four panes through the browser's own clients (fetch, EventSource, WebSocket),
-//! including after every connection is dropped.
+//! including after every connection is dropped, with a latency for every message,
+//! whoever published it.
 
 use std::time::Duration;
 
@@ -54,7 +55,8 @@ async fn the_page_shows_every_message_in_all_four_panes_even_after_a_forced_reco
     }
 
     publish_chat(&server, 1, 5).await;
-    until_all_panes_have(&browser, 5).await;
+    let state = until_all_panes_have(&browser, 5).await;
+    assert_latency_shown(&state, 5);
 
     // Drop every connection, publish while they are down, and check nothing is lost.
     browser.eval("document.getElementById('drop').click(); return true").await;
@@ -70,6 +72,24 @@ async fn the_page_shows_every_message_in_all_four_panes_even_after_a_forced_reco
     browser.eval("document.getElementById('publish').click(); return true").await;
     until_all_panes_have(&browser, 11).await;
     browser.close().await;
+}
+
+/// Every pane shows a latency for message `id`, published from outside the page (so the
+/// page cannot have timed it itself): the server's `timestamp` against the page's clock,
+/// corrected by the measured offset, with its uncertainty. Server and browser share this
+/// machine's clock, so the true offset is 0 and the figure is the real latency (under a
+/// second on loopback, a short poll's included) give or take the uncertainty shown. The
+/// timeline has recorded requests and messages.
+fn assert_latency_shown(state: &Value, id: u64) {
+    for pane in ["short_poll", "long_poll", "sse", "ws"] {
+        let p = &state[pane];
+        let text = p["latency_text"].as_str().unwrap_or_default();
+        assert!(text.contains(" ms ± ") && text.contains(&format!("(#{id})")), "{pane}: {state}");
+        let (latency, within) = (p["latency_ms"].as_f64().unwrap(), p["latency_within_ms"].as_f64().unwrap());
+        assert!(within <= 1000.0, "{pane}: the offset should be known within a second: {state}");
+        assert!(latency >= -within - 1.0 && latency <= 1000.0 + within, "{pane}: {state}");
+        assert!(p["timeline_events"].as_u64().unwrap() >= 2, "{pane}: {state}");
+    }
 }
 
 /// The text of every pane's `status` field, by pane name, as a student sees it.

@@ -1,4 +1,4 @@
-//! `pushlab claims --quick` end to end: every claim of `../shared/CLAIMS.md` gets a
+//! `pushlab claims --quick` end to end: every claim of `docs/seed-claims.md` gets a
 //! verdict backed by figures, and the verdicts that do not depend on the machine come
 //! out as measured elsewhere (P2 exact header sizes, C15 nothing lost, C16 the seed's
 //! schedule giving up in a long outage).
@@ -10,7 +10,8 @@ use std::process::Command;
 #[test]
 #[ignore = "about three minutes; run by .ci/run with --ignored"]
 fn claims_gives_every_claim_a_verdict_with_figures() {
-    let dir = std::env::temp_dir().join(format!("pushlab-claims-{}", std::process::id()));
+    let temp = tempfile::Builder::new().prefix("pushlab-claims-").tempdir().unwrap();
+    let dir = temp.path();
     let doc = dir.join("claims.md");
     let output = Command::new(env!("CARGO_BIN_EXE_pushlab"))
         .args(["claims", "--quick", "--out"])
@@ -51,5 +52,4 @@ fn claims_gives_every_claim_a_verdict_with_figures() {
     assert!(status.success());
     let normalise = |s: String| s.lines().skip(3).collect::<Vec<_>>().join("\n");
     assert_eq!(normalise(std::fs::read_to_string(&again).unwrap()), normalise(text));
-    let _ = std::fs::remove_dir_all(dir);
 }

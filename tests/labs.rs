@@ -51,7 +51,7 @@ fn labs_commands_run_as_written() {
         .collect();
     labs.sort();
     assert!(labs.len() >= 6, "at least six labs");
-    let out = std::env::temp_dir().join(format!("pushlab-labs-{}", std::process::id()));
+    let dir = tempfile::Builder::new().prefix("pushlab-labs-").tempdir().unwrap();
     for lab in labs {
         let commands = commands(&std::fs::read_to_string(&lab).unwrap());
         assert!(!commands.is_empty(), "{}: no commands", lab.display());
@@ -62,7 +62,7 @@ fn labs_commands_run_as_written() {
             let args = command.strip_prefix("cargo run --release -- ").unwrap_or_else(|| {
                 panic!("{}: a lab command should be `cargo run --release -- ...`: {command}", lab.display())
             });
-            let args = quick(args, &out);
+            let args = quick(args, dir.path());
             let output =
                 std::process::Command::new(env!("CARGO_BIN_EXE_pushlab")).args(&args).output().unwrap();
             assert!(
@@ -74,7 +74,6 @@ fn labs_commands_run_as_written() {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(out);
 }
 
 #[test]

@@ -118,13 +118,13 @@ async fn a_stalled_publisher_shows_in_the_latency_percentiles() {
     // 1.25 s, inside the window) the publisher stalls for 1 s; the messages due meanwhile
     // go out late but keep their intended times, so about 20 of 40 measured messages are
     // late by up to a second. Measured from the actual send time, they would look fast.
-    let out = std::env::temp_dir().join(format!("pushlab-stall-{}", std::process::id()));
+    let out = tempfile::Builder::new().prefix("pushlab-stall-").tempdir().unwrap();
     let options = pushlab_loadgen::LabOptions {
         workload: quick_workload(vec![Transport::Ws], 5, 20.0),
         server_exe: env!("CARGO_BIN_EXE_pushlab").into(),
         target: None,
         server_pid: None,
-        out: out.clone(),
+        out: out.path().to_path_buf(),
         command: "test".into(),
         stall: Some((25, Duration::from_secs(1))),
     };
@@ -133,14 +133,13 @@ async fn a_stalled_publisher_shows_in_the_latency_percentiles() {
     assert!(latency.max_ms >= 950.0, "max {} ms should show the 1 s stall", latency.max_ms);
     assert!(latency.p90_ms >= 200.0, "p90 {} ms should show the stall", latency.p90_ms);
     assert_eq!(results.transports[0].delivery.lost, 0);
-    let _ = std::fs::remove_dir_all(out);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_that_keep_dropping_their_connection_lose_nothing() {
     // Every client closes its socket every 200 ms, mid-stream, and resumes from its
     // cursor: many connections, and still every message exactly once on every transport.
-    let out = std::env::temp_dir().join(format!("pushlab-drops-{}", std::process::id()));
+    let out = tempfile::Builder::new().prefix("pushlab-drops-").tempdir().unwrap();
     let mut workload = quick_workload(Transport::ALL.to_vec(), 5, 50.0);
     workload.drop_every_seconds = Some(Duration::from_millis(200));
     let options = pushlab_loadgen::LabOptions {
@@ -148,7 +147,7 @@ async fn clients_that_keep_dropping_their_connection_lose_nothing() {
         server_exe: env!("CARGO_BIN_EXE_pushlab").into(),
         target: None,
         server_pid: None,
-        out: out.clone(),
+        out: out.path().to_path_buf(),
         command: "test".into(),
         stall: None,
     };
@@ -159,15 +158,15 @@ async fn clients_that_keep_dropping_their_connection_lose_nothing() {
         // 5 clients × 2 s ÷ 200 ms ≈ 50 reconnects in the window.
         assert!(t.traffic.connections >= 25, "{name}: only {} connections", t.traffic.connections);
     }
-    let _ = std::fs::remove_dir_all(out);
 }
 
 #[test]
 fn a_quick_lab_writes_the_table_and_results_that_match_the_schema() {
-    let out = std::env::temp_dir().join(format!("pushlab-lab-{}", std::process::id()));
+    let dir = tempfile::Builder::new().prefix("pushlab-lab-").tempdir().unwrap();
+    let out = dir.path();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_pushlab"))
         .args(["lab", "--quick", "--clients", "10", "--poll-interval", "100ms", "--out"])
-        .arg(&out)
+        .arg(out)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -210,7 +209,6 @@ fn a_quick_lab_writes_the_table_and_results_that_match_the_schema() {
     }
     let csv = std::fs::read_to_string(out.join("summary.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5, "a header and four transports");
-    let _ = std::fs::remove_dir_all(out);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,7 +216,8 @@ async fn load_measures_a_server_that_is_already_running() {
     // Someone else's server, with someone else's messages already in the stream.
     let server = TestServer::start().await;
     server.publish_numbers(0, 3).await;
-    let out = std::env::temp_dir().join(format!("pushlab-load-{}", std::process::id()));
+    let dir = tempfile::Builder::new().prefix("pushlab-load-").tempdir().unwrap();
+    let out = dir.path();
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_pushlab"))
         .args([
             "load",
@@ -231,7 +230,7 @@ async fn load_measures_a_server_that_is_already_running() {
             "sse,ws",
             "--out",
         ])
-        .arg(&out)
+        .arg(out)
         .output()
         .await
         .unwrap();
@@ -246,7 +245,6 @@ async fn load_measures_a_server_that_is_already_running() {
         // No process id given: no server CPU or memory, rather than a wrong one.
         assert!(t["server"].is_null());
     }
-    let _ = std::fs::remove_dir_all(out);
 }
 
 #[test]
@@ -274,11 +272,12 @@ fn trace_shows_every_transport_on_the_wire() {
 fn find_max_stops_at_the_first_step_over_the_latency_limit_and_plots_the_curve() {
     // A p99 limit no real delivery meets (1 µs): the first step must fail, be reported
     // with its reason, and leave the maximum at zero.
-    let out = std::env::temp_dir().join(format!("pushlab-find-max-{}", std::process::id()));
+    let dir = tempfile::Builder::new().prefix("pushlab-find-max-").tempdir().unwrap();
+    let out = dir.path();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_pushlab"))
         .args(["lab", "--find-max", "--quick", "--clients", "3", "--transports", "ws", "--rate", "20"])
         .args(["--p99-limit", "1us", "--out"])
-        .arg(&out)
+        .arg(out)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -290,5 +289,4 @@ fn find_max_stops_at_the_first_step_over_the_latency_limit_and_plots_the_curve()
     assert!(steps[0]["failed"].as_str().unwrap().contains("over the"), "{curves}");
     assert_eq!(curves[0]["max_sustained_deliveries_per_second"], 0.0);
     assert!(out.join("saturation.svg").exists() && stdout.contains("at most 0 deliveries/s"), "{stdout}");
-    let _ = std::fs::remove_dir_all(out);
 }

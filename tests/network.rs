@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use pushlab_loadgen::network::{Emulator, Network};
-use pushlab_server::Transport;
+use pushlab_protocol::Transport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
@@ -123,18 +123,17 @@ fn workload(rtt: &str) -> pushlab_loadgen::Workload {
 }
 
 async fn ws_median(rtt: &str) -> f64 {
-    let out = std::env::temp_dir().join(format!("pushlab-rtt-{rtt}-{}", std::process::id()));
+    let out = tempfile::Builder::new().prefix("pushlab-rtt-").tempdir().unwrap();
     let options = pushlab_loadgen::LabOptions {
         workload: workload(rtt),
         server_exe: env!("CARGO_BIN_EXE_pushlab").into(),
         target: None,
         server_pid: None,
-        out: out.clone(),
+        out: out.path().to_path_buf(),
         command: "test".into(),
         stall: None,
     };
     let results = pushlab_loadgen::lab::run(&options).await.unwrap();
-    let _ = std::fs::remove_dir_all(out);
     let ws = results.transport(Transport::Ws).unwrap();
     assert_eq!(ws.delivery.lost, 0);
     ws.latency.p50_ms
@@ -166,7 +165,8 @@ fn loss_says_clearly_that_it_cannot_run() {
 
 #[test]
 fn a_list_of_round_trip_times_runs_the_comparison_once_per_condition() {
-    let out = std::env::temp_dir().join(format!("pushlab-conditions-{}", std::process::id()));
+    let dir = tempfile::Builder::new().prefix("pushlab-conditions-").tempdir().unwrap();
+    let out = dir.path();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_pushlab"))
         .args([
             "lab",
@@ -179,7 +179,7 @@ fn a_list_of_round_trip_times_runs_the_comparison_once_per_condition() {
             "0ms,20ms",
             "--out",
         ])
-        .arg(&out)
+        .arg(out)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -193,5 +193,4 @@ fn a_list_of_round_trip_times_runs_the_comparison_once_per_condition() {
         assert_eq!(format!("rtt-{rtt}ms"), condition);
     }
     assert!(std::fs::read_to_string(out.join("summary.md")).unwrap().contains("long_poll in transits"));
-    let _ = std::fs::remove_dir_all(out);
 }

@@ -283,22 +283,8 @@ async fn pump(
 pub fn session(addr: SocketAddr, poll_interval: Duration) -> pushlab_loadgen::client::Session {
     use pushlab_loadgen::client::{ClientSettings, Session, Target};
     use pushlab_loadgen::record::Recorder;
-    Session {
-        target: Target::new(addr),
-        settings: ClientSettings {
-            poll_interval,
-            poll_offset: Duration::ZERO,
-            long_poll_timeout: Duration::from_secs(30),
-            keepalive: true,
-            drop_every: None,
-        },
-        live: Default::default(),
-        recorder: Recorder::new(Default::default()),
-        cursor: 0,
-        stream_epoch: None,
-        stop: Default::default(),
-        epoch: tokio::time::Instant::now(),
-    }
+    let settings = ClientSettings::plain(poll_interval);
+    Session::new(Target::new(addr), settings, Recorder::new(Default::default()), tokio::time::Instant::now())
 }
 
 /// Polls `condition` every 10 ms for up to 10 s.
@@ -330,6 +316,7 @@ pub struct Browser {
     base: String,
     session: String,
     http: reqwest::Client,
+    _profile: tempfile::TempDir,
 }
 
 impl Browser {
@@ -351,18 +338,22 @@ impl Browser {
             .arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
+            // Its own process group, which Chromium joins: dropping the Browser (also when
+            // a test fails before `close`) ends the whole group, never leaving a browser.
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .unwrap();
         let base = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
-        let profile = std::env::temp_dir().join(format!("pushlab-chromium-{}-{port}", std::process::id()));
+        // Removed with the Browser, also when a test fails.
+        let profile = tempfile::Builder::new().prefix("pushlab-chromium-").tempdir().unwrap();
         // Flags for a root user on a machine without a display or outside network.
         let capabilities = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
             "binary": "/usr/bin/chromium",
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     format!("--user-data-dir={}", profile.display())]
+                     format!("--user-data-dir={}", profile.path().display())]
         }}}});
         let mut session = None;
         for _ in 0..100 {
@@ -373,7 +364,13 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Some(Browser { driver, base, session: session.expect("chromedriver answers"), http })
+        Some(Browser {
+            driver,
+            base,
+            session: session.expect("chromedriver answers"),
+            http,
+            _profile: profile,
+        })
     }
 
     pub async fn goto(&self, url: &str) {
@@ -388,8 +385,17 @@ impl Browser {
         body["value"].clone()
     }
 
-    pub async fn close(mut self) {
+    pub async fn close(self) {
         let _ = self.http.delete(format!("{}/session/{}", self.base, self.session)).send().await;
-        let _ = self.driver.kill().await;
+        // Drop ends chromedriver and whatever Chromium processes are left.
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if let Some(pid) = self.driver.id() {
+            let group = nix::unistd::Pid::from_raw(pid as i32);
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+        }
     }
 }

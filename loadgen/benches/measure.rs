@@ -23,22 +23,13 @@ fn message_json(id: u64) -> String {
 fn session() -> Session {
     let window: Window = Arc::new(OnceLock::new());
     window.set(0..u64::MAX).expect("set once");
-    Session {
-        target: Target::new("127.0.0.1:1".parse().expect("a valid address")),
-        settings: ClientSettings {
-            poll_interval: Duration::ZERO,
-            poll_offset: Duration::ZERO,
-            long_poll_timeout: Duration::ZERO,
-            keepalive: true,
-            drop_every: None,
-        },
-        live: Default::default(),
-        recorder: Recorder::new(window),
-        cursor: 0,
-        stream_epoch: None,
-        stop: Default::default(),
-        epoch: tokio::time::Instant::now(),
-    }
+    let target = Target::new("127.0.0.1:1".parse().expect("a valid address"));
+    Session::new(
+        target,
+        ClientSettings::plain(Duration::ZERO),
+        Recorder::new(window),
+        tokio::time::Instant::now(),
+    )
 }
 
 /// Guards the per-message work of every client: parse the message JSON, find the probe,

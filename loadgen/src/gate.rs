@@ -15,11 +15,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::results::{Metric, Results, Unit, METRICS};
 use anyhow::{bail, Context};
-use pushlab_server::Transport;
-use serde_json::Value;
-
-use crate::results::Results;
+use pushlab_protocol::Transport;
 
 /// One metric's value over repeated runs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -34,30 +32,23 @@ pub struct Stat {
     pub runs: usize,
 }
 
-/// Every numeric figure of every transport, by name (`ws.latency.p99_ms`).
+/// Every numeric figure of every transport, by name (`ws.latency.p99_ms`): the metric
+/// registry ([`METRICS`]) read for each transport.
 pub fn flatten(results: &Results) -> BTreeMap<String, f64> {
-    fn walk(prefix: &str, value: &Value, out: &mut BTreeMap<String, f64>) {
-        match value {
-            Value::Number(n) => {
-                if let Some(v) = n.as_f64() {
-                    out.insert(prefix.to_string(), v);
-                }
-            }
-            Value::Object(map) => {
-                for (key, value) in map {
-                    walk(&format!("{prefix}.{key}"), value, out);
-                }
-            }
-            _ => {}
-        }
-    }
     let mut out = BTreeMap::new();
     for t in &results.transports {
-        if let Ok(value) = serde_json::to_value(t) {
-            walk(t.transport.name(), &value, &mut out);
+        for m in METRICS {
+            if let Some(value) = (m.get)(t) {
+                out.insert(format!("{}.{}", t.transport.name(), m.path), value);
+            }
         }
     }
     out
+}
+
+/// The registry entry of a full metric name (`ws.latency.p99_ms`).
+pub fn metric_of(name: &str) -> Option<&'static Metric> {
+    name.split_once('.').and_then(|(_, path)| crate::results::metric(path))
 }
 
 /// Median, minimum and maximum of each metric over `runs`.
@@ -194,6 +185,59 @@ pub fn apply_threshold(
     Ok(())
 }
 
+/// The comparison of a `--fail-if` condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// `>`
+    Greater,
+    /// `>=`
+    GreaterOrEqual,
+    /// `<`
+    Less,
+    /// `<=`
+    LessOrEqual,
+    /// `==`
+    Equal,
+    /// `!=`
+    NotEqual,
+}
+
+impl Op {
+    /// Every operator with its symbol, two-character ones first so that `>=` is not
+    /// read as `>`.
+    const ALL: [(&'static str, Op); 6] = [
+        (">=", Op::GreaterOrEqual),
+        ("<=", Op::LessOrEqual),
+        ("==", Op::Equal),
+        ("!=", Op::NotEqual),
+        (">", Op::Greater),
+        ("<", Op::Less),
+    ];
+
+    /// The operator's symbol.
+    pub fn symbol(self) -> &'static str {
+        Op::ALL.iter().find(|(_, op)| *op == self).map_or("?", |(symbol, _)| symbol)
+    }
+
+    /// Whether `left OP right`.
+    pub fn holds(self, left: f64, right: f64) -> bool {
+        match self {
+            Op::Greater => left > right,
+            Op::GreaterOrEqual => left >= right,
+            Op::Less => left < right,
+            Op::LessOrEqual => left <= right,
+            Op::Equal => left == right,
+            Op::NotEqual => left != right,
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.symbol())
+    }
+}
+
 /// `--fail-if "ws.latency.p99 > 5ms"`: an absolute condition on this run, like a k6
 /// threshold. True means failure.
 #[derive(Debug, Clone, PartialEq)]
@@ -203,7 +247,7 @@ pub struct Condition {
     /// Full metric name.
     pub metric: String,
     /// Comparison.
-    pub op: &'static str,
+    pub op: Op,
     /// Value in the metric's own unit.
     pub value: f64,
 }
@@ -218,11 +262,9 @@ impl Condition {
     ) -> anyhow::Result<Vec<Condition>> {
         let context =
             || format!("--fail-if {text:?}: expected METRIC OP VALUE, e.g. \"ws.latency.p99 > 5ms\"");
-        let op = [">=", "<=", "==", "!=", ">", "<"]
-            .into_iter()
-            .find(|op| text.contains(op))
-            .with_context(context)?;
-        let (metric, value) = text.split_once(op).with_context(context)?;
+        let (symbol, op) =
+            Op::ALL.into_iter().find(|(symbol, _)| text.contains(symbol)).with_context(context)?;
+        let (metric, value) = text.split_once(symbol).with_context(context)?;
         let value = value.trim();
         let split =
             value.find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-')).unwrap_or(value.len());
@@ -239,32 +281,24 @@ impl Condition {
     }
 
     fn holds(&self, now: f64) -> bool {
-        match self.op {
-            ">" => now > self.value,
-            ">=" => now >= self.value,
-            "<" => now < self.value,
-            "<=" => now <= self.value,
-            "==" => now == self.value,
-            _ => now != self.value,
-        }
+        self.op.holds(now, self.value)
     }
 }
 
-/// Factor from `unit` to the unit `metric` is stored in.
+/// Factor from `unit` to the unit `metric` is stored in, from the metric registry.
 fn unit_scale(metric: &str, unit: &str) -> anyhow::Result<f64> {
-    let time_ms = metric.ends_with("_ms");
-    let time_us = metric.contains("_us_");
-    let bytes = metric.contains("bytes");
-    Ok(match (unit, time_ms, time_us, bytes) {
-        ("", ..) => 1.0,
-        ("us" | "µs", true, _, _) => 1e-3,
-        ("ms", true, _, _) => 1.0,
-        ("s", true, _, _) => 1e3,
-        ("us" | "µs", _, true, _) => 1.0,
-        ("ms", _, true, _) => 1e3,
-        ("B", _, _, true) => 1.0,
-        ("KB", _, _, true) => 1e3,
-        ("MB", _, _, true) => 1e6,
+    let stored = metric_of(metric).map(|m| m.unit);
+    Ok(match (unit, stored) {
+        ("", _) => 1.0,
+        ("us" | "µs", Some(Unit::Ms)) => 1e-3,
+        ("ms", Some(Unit::Ms)) => 1.0,
+        ("s", Some(Unit::Ms)) => 1e3,
+        ("us" | "µs", Some(Unit::Us)) => 1.0,
+        ("ms", Some(Unit::Us)) => 1e3,
+        ("s", Some(Unit::Us)) => 1e6,
+        ("B", Some(Unit::Bytes)) => 1.0,
+        ("KB", Some(Unit::Bytes)) => 1e3,
+        ("MB", Some(Unit::Bytes)) => 1e6,
         _ => bail!("unit {unit:?} does not fit metric {metric}"),
     })
 }
@@ -387,11 +421,17 @@ mod tests {
     fn conditions_convert_units() {
         let k = known(&[("ws.latency.p99_ms", 4.0)]);
         let c = Condition::parse("ws.latency.p99 > 5ms", &k, &[Transport::Ws]).unwrap().remove(0);
-        assert_eq!((c.op, c.value), (">", 5.0));
+        assert_eq!((c.op, c.value), (Op::Greater, 5.0));
         let c = Condition::parse("ws.latency.p99 >= 0.004s", &k, &[Transport::Ws]).unwrap().remove(0);
         assert_eq!(c.value, 4.0);
         assert!(Condition::parse("ws.latency.p99 > 5KB", &k, &[Transport::Ws]).is_err());
         assert!(Condition::parse("nonsense", &k, &[Transport::Ws]).is_err());
+        let k = known(&[("ws.server.cpu_us_per_message", 4.0), ("ws.traffic.bytes_per_message", 200.0)]);
+        let c = Condition::parse("ws.server.cpu_us_per_message <= 0.02ms", &k, &[Transport::Ws]).unwrap();
+        assert_eq!((c[0].op, c[0].value), (Op::LessOrEqual, 20.0));
+        let c = Condition::parse("ws.traffic.bytes_per_message != 1KB", &k, &[Transport::Ws]).unwrap();
+        assert_eq!((c[0].op, c[0].value), (Op::NotEqual, 1000.0));
+        assert!(c[0].holds(200.0) && !Op::Equal.holds(1.0, 2.0));
     }
 
     #[test]

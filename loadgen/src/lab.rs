@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use pushlab_protocol::Transport;
 
 use crate::client::Target;
 use crate::process::ServerProcess;
@@ -36,22 +37,16 @@ pub struct LabOptions {
 /// Runs every transport of the workload and writes the reports into `options.out`.
 pub async fn run(options: &LabOptions) -> anyhow::Result<Results> {
     let w = &options.workload;
-    let fd_limit = pushlab_server::raise_fd_limit();
+    let fd_limit = crate::process::raise_fd_limit();
     let setup = setup(options, fd_limit)?;
     let mut transports = Vec::new();
-    eprintln!(
-        "pushlab: {} clients, {} msg/s, {}-byte payload; per transport: {:.1}s warm-up, {:.1}s measured, {:.1}s idle",
-        w.clients,
-        w.rate_per_second,
-        w.payload_bytes,
-        w.warmup_seconds.as_secs_f64(),
-        w.duration_seconds.as_secs_f64(),
-        w.idle_seconds.as_secs_f64()
-    );
+    progress(Progress::Started(Box::new(w.clone())));
     for (i, &transport) in w.transports.iter().enumerate() {
-        let bar = ProgressBar::new(1);
+        // Hidden: the bar only holds the state (phase, position, length); whoever
+        // receives the progress decides whether to draw it.
+        let bar = ProgressBar::hidden();
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {elapsed:>4} {msg}")
+            ProgressStyle::with_template("{prefix:>12} [{bar:30}] {elapsed:>4} ETA {eta:>3} {msg}")
                 .expect("a valid template")
                 .progress_chars("=> "),
         );
@@ -63,6 +58,7 @@ pub async fn run(options: &LabOptions) -> anyhow::Result<Results> {
                 let heartbeat = format!("{}ms", w.heartbeat_seconds.as_millis());
                 let extra = ["--history".to_string(), history, "--heartbeat".to_string(), heartbeat];
                 let server = ServerProcess::spawn(&options.server_exe, &extra).await?;
+                progress(Progress::ServerStarted { transport, pid: server.pid, addr: server.addr });
                 (Target::new(server.addr), Some(server))
             }
         };
@@ -73,26 +69,95 @@ pub async fn run(options: &LabOptions) -> anyhow::Result<Results> {
             server_pid: server.as_ref().map(|s| s.pid).or(options.server_pid),
             stall: options.stall,
         };
+        progress(Progress::Measuring { transport, bar: bar.clone() });
         let result = plan.measure(&bar).await.with_context(|| format!("measuring {transport}"));
         if let Some(server) = server {
             server.stop().await?;
         }
         let result = result?;
-        eprintln!(
-            "{:>12} p50 {} · p99 {} · {} per message · lost {}",
-            transport.name(),
-            report::ms(result.latency.p50_ms),
-            report::ms(result.latency.p99_ms),
-            report::bytes(result.traffic.bytes_per_message),
-            result.delivery.lost
-        );
+        progress(Progress::Measured(Box::new(result.clone())));
         transports.push(result);
+        // Written after every transport, so that a run stopped during the fourth keeps
+        // the first three; marked incomplete until the last one is in.
+        if transports.len() < w.transports.len() {
+            let mut partial = results(setup.clone(), transports.clone(), w, &setup.machine);
+            partial.warnings.insert(0, incomplete_warning(transports.len(), w.transports.len()));
+            report::write_all(&partial, &options.out)?;
+        }
     }
-    let warnings = warnings(&transports, w, setup.machine.cores);
-    let results = Results { schema_version: SCHEMA_VERSION, setup, transports, warnings };
+    let results = results(setup.clone(), transports, w, &setup.machine);
     report::write_all(&results, &options.out)?;
     Ok(results)
 }
+
+/// What a run says while it goes. The library never prints: the `pushlab` binary
+/// receives these (see [`set_progress`]) and shows them; a library user that sets
+/// nothing sees nothing.
+#[derive(Debug, Clone)]
+pub enum Progress {
+    /// A run begins with this workload.
+    Started(Box<Workload>),
+    /// One condition of a sweep begins (`rtt-50ms`).
+    Condition(String),
+    /// A server was spawned to measure `transport`: whoever stops the run can check it
+    /// is gone after.
+    ServerStarted {
+        /// The transport it serves.
+        transport: Transport,
+        /// Its process id.
+        pid: u32,
+        /// Where it listens.
+        addr: std::net::SocketAddr,
+    },
+    /// `transport` is being measured; `bar` holds the phase (its message), the position
+    /// and the length, updated as the run goes. It is hidden: the receiver draws it or not.
+    Measuring {
+        /// The transport.
+        transport: Transport,
+        /// The run's progress.
+        bar: ProgressBar,
+    },
+    /// `transport` is measured.
+    Measured(Box<TransportResult>),
+    /// A step of `--find-max` begins.
+    FindMaxStep {
+        /// The transport.
+        transport: Transport,
+        /// Messages per second of this step.
+        rate_per_second: f64,
+        /// Subscribers.
+        clients: usize,
+    },
+}
+
+/// Where progress goes; set once by the binary.
+type ProgressSink = Box<dyn Fn(&Progress) + Send + Sync>;
+static PROGRESS: std::sync::OnceLock<ProgressSink> = std::sync::OnceLock::new();
+
+/// Sends every run's progress to `sink`. Only the first call counts.
+pub fn set_progress(sink: impl Fn(&Progress) + Send + Sync + 'static) {
+    let _ = PROGRESS.set(Box::new(sink));
+}
+
+/// Tells the sink, if there is one.
+pub(crate) fn progress(event: Progress) {
+    if let Some(sink) = PROGRESS.get() {
+        sink(&event);
+    }
+}
+
+fn results(setup: Setup, transports: Vec<TransportResult>, w: &Workload, machine: &Machine) -> Results {
+    let warnings = warnings(&transports, w, machine.cores);
+    Results { schema_version: SCHEMA_VERSION, setup, transports, warnings }
+}
+
+/// The first warning of a `results.json` written before the run ended.
+pub fn incomplete_warning(done: usize, planned: usize) -> String {
+    format!("{INCOMPLETE}: {done} of {planned} transports measured (the run was stopped or is still going)")
+}
+
+/// How an unfinished run's first warning starts: scripts can test for it.
+pub const INCOMPLETE: &str = "incomplete";
 
 /// Runs the lab once per workload of a sweep (one value of `--rtt` or
 /// `--poll-interval` each), each into its own folder under `options.out`, then writes a
@@ -101,21 +166,13 @@ pub async fn run_conditions(options: &LabOptions, workloads: Vec<Workload>) -> a
     let mut runs = Vec::new();
     for workload in workloads {
         let name = workload.condition.clone().unwrap_or_else(|| "run".into());
-        eprintln!("\n== {name}");
+        progress(Progress::Condition(name.clone()));
         let mut condition = options.clone();
         condition.workload = workload;
         condition.out = options.out.join(&name);
         runs.push(run(&condition).await?);
     }
-    let mut summary = format!("# pushlab results {}\n\n", report::table::sweep_title(&runs));
-    summary += &format!(
-        "Command: `{}`\n\nEach condition's full results are in its folder; `sweep.svg` plots them.\n\n```\n",
-        options.command
-    );
-    summary += &report::table::conditions(&runs);
-    summary += "```\n";
-    std::fs::write(options.out.join("summary.md"), summary)?;
-    report::plots::sweep(&runs, &options.out.join("sweep.svg"))?;
+    report::write_sweep(&runs, &options.out, &options.command)?;
     Ok(runs)
 }
 
@@ -180,7 +237,13 @@ fn setup(options: &LabOptions, fd_limit: u64) -> anyhow::Result<Setup> {
         .unwrap_or_else(|| "unknown".into());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
     let memory_bytes = procfs::Current::current().map(|m: procfs::Meminfo| m.mem_total).unwrap_or(0);
-    let git_commit = git_commit();
+    let git_commit = BUILD_COMMIT.get().cloned();
+    let mut workload = serde_json::to_value(&options.workload)?;
+    if options.target.is_some() {
+        // The heartbeat is a flag of the servers pushlab spawns; a target has its own,
+        // which pushlab does not know, so none is recorded.
+        workload["heartbeat_seconds"] = serde_json::Value::Null;
+    }
     Ok(Setup {
         pushlab_version: env!("CARGO_PKG_VERSION").to_string(),
         command: options.command.clone(),
@@ -197,7 +260,7 @@ fn setup(options: &LabOptions, fd_limit: u64) -> anyhow::Result<Setup> {
             .target
             .clone()
             .unwrap_or_else(|| "spawned: a fresh `pushlab serve` per transport".into()),
-        workload: serde_json::to_value(&options.workload)?,
+        workload,
     })
 }
 
@@ -214,15 +277,12 @@ pub fn default_out_dir(results_dir: &Path, name: &str) -> PathBuf {
     candidate
 }
 
-/// `git rev-parse HEAD` of the working directory, with `+uncommitted` appended when its
-/// code (Rust sources, manifests, the lock file) differs from that commit: a run made
-/// with uncommitted changes must not pass for a run of the commit.
-fn git_commit() -> Option<String> {
-    let git = |args: &[&str]| std::process::Command::new("git").args(args).output().ok();
-    let head = git(&["rev-parse", "HEAD"]).filter(|o| o.status.success())?;
-    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
-    let code = [":(glob)**/*.rs", ":(glob)**/Cargo.toml", "Cargo.lock"];
-    let changed = git(&[&["diff", "--quiet", "HEAD", "--"][..], &code[..]].concat())
-        .is_some_and(|o| o.status.code() == Some(1));
-    Some(if changed { format!("{head}+uncommitted") } else { head })
+/// The commit the running binary was built from (see the root `build.rs`), set once by
+/// the `pushlab` binary; a library user that does not set it records none.
+static BUILD_COMMIT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Records `commit` (e.g. `env!("PUSHLAB_GIT_COMMIT")` of the binary) as every run's
+/// `git_commit`. Only the first call counts.
+pub fn set_build_commit(commit: &str) {
+    let _ = BUILD_COMMIT.set(commit.to_string());
 }

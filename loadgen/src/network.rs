@@ -12,13 +12,13 @@
 //! server, so one-way delivery latency is one transit.
 //!
 //! What it cannot do: lose packets. Above TCP a lost packet is a retransmission delay
-//! whose size depends on the kernel's timers; faking it would be a guess. Loss needs
-//! `tc netem` (see `--loss`).
+//! whose size depends on the kernel's timers; faking it would be a guess. Loss needs a
+//! packet-level link, which this build does not have yet (see `--loss`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -27,20 +27,26 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 /// The emulated link between each subscriber and the server.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Network {
     /// Round-trip time, split evenly between the two directions.
-    #[serde(rename = "rtt_ms", serialize_with = "as_ms")]
+    #[serde(rename = "rtt_ms", serialize_with = "as_ms", deserialize_with = "from_ms")]
     pub rtt: Duration,
     /// Extra random delay per chunk and direction, uniform in `[0, jitter]`.
-    #[serde(rename = "jitter_ms", serialize_with = "as_ms")]
+    #[serde(rename = "jitter_ms", serialize_with = "as_ms", deserialize_with = "from_ms")]
     pub jitter: Duration,
     /// Link rate per subscriber, each direction, bytes per second (`None`: unlimited).
+    #[serde(default)]
     pub bandwidth_bytes_per_second: Option<u64>,
 }
 
 fn as_ms<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64() * 1e3)
+}
+
+fn from_ms<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let ms = f64::deserialize(d)?;
+    Duration::try_from_secs_f64(ms / 1e3).map_err(serde::de::Error::custom)
 }
 
 impl Network {
@@ -54,16 +60,19 @@ impl Network {
     }
 }
 
-/// Parses a link rate: `10mbit`, `512kbit`, `1gbit`, `100KB/s`, `2MB/s`, or a number of
-/// bytes per second. Decimal units (1 kbit = 1,000 bit/s), as network links are rated.
+/// Parses a link rate: `10mbit`, `512kbit`, `1gbit`, `100KB/s`, `2MB/s`, `500B/s`.
+/// Decimal units (1 kbit = 1,000 bit/s), as network links are rated. The unit is
+/// required: a bare `10` could mean 10 bytes or 10 megabits per second, and guessing
+/// wrong makes a link a million times slower than meant.
 pub fn parse_bandwidth(text: &str) -> Result<u64, String> {
+    const EXAMPLE: &str = "e.g. 10mbit, 512kbit or 1MB/s";
     let t = text.trim().to_ascii_lowercase();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
-    let number: f64 =
-        number.parse().map_err(|_| format!("bandwidth {text:?}: expected e.g. 10mbit or 1MB/s"))?;
+    let number: f64 = number.parse().map_err(|_| format!("expected a rate with a unit, {EXAMPLE}"))?;
     let bytes_per_second = match unit.trim() {
-        "" | "b/s" | "bps" => number,
+        "" => return Err(format!("{text:?} has no unit: write the rate with one, {EXAMPLE}")),
+        "b/s" => number,
         "kbit" | "kbit/s" => number * 1e3 / 8.0,
         "mbit" | "mbit/s" => number * 1e6 / 8.0,
         "gbit" | "gbit/s" => number * 1e9 / 8.0,
@@ -72,7 +81,7 @@ pub fn parse_bandwidth(text: &str) -> Result<u64, String> {
         "gb/s" => number * 1e9,
         other => {
             return Err(format!(
-                "bandwidth {text:?}: unknown unit {other:?} (use kbit, mbit, gbit, KB/s, MB/s)"
+                "unknown unit {other:?} in {text:?} (use kbit, mbit, gbit, B/s, KB/s, MB/s, GB/s), {EXAMPLE}"
             ))
         }
     };
@@ -200,8 +209,9 @@ pub fn loss_unavailable(loss: f64) -> String {
         _ => "tc (iproute2) is not installed",
     };
     format!(
-        "--loss {loss}: packet loss needs Linux `tc netem` inside a network namespace (root), \
-         which this version of pushlab does not drive ({tc}). Emulate delay and bandwidth \
+        "--loss {loss}: packet loss needs a packet-level link (Linux `tc netem` inside a network \
+         namespace), which this build does not have yet: the in-process emulator relays TCP \
+         streams and cannot drop packets ({tc}). Emulate delay and bandwidth \
          with --rtt, --jitter and --bandwidth instead, or apply netem yourself, e.g. \
          `tc qdisc add dev lo root netem loss {loss}%` on a test machine, and run pushlab there."
     )
@@ -216,7 +226,10 @@ mod tests {
         assert_eq!(parse_bandwidth("8mbit"), Ok(1_000_000));
         assert_eq!(parse_bandwidth("512kbit"), Ok(64_000));
         assert_eq!(parse_bandwidth("2MB/s"), Ok(2_000_000));
-        assert_eq!(parse_bandwidth("1500"), Ok(1500));
+        assert_eq!(parse_bandwidth("1500B/s"), Ok(1500));
+        // A bare number is refused, with an example, rather than read as bytes/s.
+        let bare = parse_bandwidth("10").unwrap_err();
+        assert!(bare.contains("no unit") && bare.contains("10mbit"), "{bare}");
         assert!(parse_bandwidth("fast").is_err());
         assert!(parse_bandwidth("10 furlongs").is_err());
     }

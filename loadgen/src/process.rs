@@ -75,6 +75,15 @@ impl ServerProcess {
     }
 }
 
+/// Raises this process's soft limit on open files to the hard limit (one descriptor per
+/// client connection) and returns the limit now in force.
+pub fn raise_fd_limit() -> u64 {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(_) => rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(0, |(soft, _)| soft),
+    }
+}
+
 /// CPU time and memory of one process at one instant.
 #[derive(Debug, Default, Clone, Copy, Serialize)]
 pub struct ProcSample {

@@ -1,7 +1,7 @@
 //! The results of a run: what `results.json` holds (described by
 //! `docs/results.schema.json`). Every name carries its unit.
 
-use pushlab_server::Transport;
+use pushlab_protocol::Transport;
 use serde::{Deserialize, Serialize};
 
 /// Version of this document's shape; bumped when a field changes meaning.
@@ -29,8 +29,9 @@ pub struct Setup {
     pub command: String,
     /// Start time, RFC 3339 UTC.
     pub started_at: String,
-    /// `git rev-parse HEAD` of the working directory, when available; `+uncommitted`
-    /// follows it when the code there differs from that commit.
+    /// The commit the `pushlab` binary was built from (embedded by `build.rs`), with
+    /// `+uncommitted` when its code differed from that commit; `unknown` for a build
+    /// without git.
     pub git_commit: Option<String>,
     /// The machine.
     pub machine: Machine,
@@ -208,9 +209,265 @@ pub struct Upstream {
     pub bytes_per_send: f64,
 }
 
+impl Setup {
+    /// The workload, typed. Every `results.json` written since sweeps existed reads; a
+    /// field added later takes its default. An error names the field that does not read.
+    pub fn typed_workload(&self) -> Result<crate::workload::Workload, serde_json::Error> {
+        serde_json::from_value(self.workload.clone())
+    }
+}
+
 impl Results {
     /// The result for one transport, if it was run.
     pub fn transport(&self, transport: Transport) -> Option<&TransportResult> {
         self.transports.iter().find(|t| t.transport == transport)
+    }
+}
+
+/// One step of a `pushlab lab --find-max` search (`saturation.json`, a list of
+/// [`Curve`]s; made by `saturation.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Step {
+    /// Messages per second on the stream.
+    pub rate_per_second: f64,
+    /// Deliveries per second offered: rate × clients.
+    pub offered_deliveries_per_second: f64,
+    /// Deliveries per second received in the measured window.
+    pub delivered_per_second: f64,
+    /// Latency.
+    pub p50_ms: f64,
+    /// Latency.
+    pub p99_ms: f64,
+    /// Messages lost.
+    pub lost: u64,
+    /// Server CPU per delivery, µs.
+    pub server_cpu_us_per_delivery: Option<f64>,
+    /// Server CPU, cores.
+    pub server_cores: Option<f64>,
+    /// Load generator CPU, cores.
+    pub loadgen_cores: f64,
+    /// Why the step failed, if it did.
+    pub failed: Option<String>,
+}
+
+/// One transport's curve.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Curve {
+    /// The transport.
+    pub transport: String,
+    /// Subscribers.
+    pub clients: usize,
+    /// Every step, the failing one last.
+    pub steps: Vec<Step>,
+    /// The highest delivery rate of a step that passed, deliveries/s.
+    pub max_sustained_deliveries_per_second: f64,
+}
+
+/// The unit a figure is stored in: what the gate accepts after a number in `--fail-if`
+/// and how reports print it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// A count of things (messages, requests): printed whole.
+    Count,
+    /// Milliseconds.
+    Ms,
+    /// Microseconds.
+    Us,
+    /// Bytes (also per message, per client per second or per day).
+    Bytes,
+    /// Seconds (a window, CPU time).
+    Seconds,
+    /// A plain number: a ratio or a rate without a unit of its own.
+    Number,
+}
+
+/// One numeric figure of a transport's result: its path in `results.json` (below the
+/// transport, e.g. `latency.p99_ms`), its unit, and how to read it. The one list of the
+/// figures, read by the gate (`ws.latency.p99_ms`), the CSV and the gate's report.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    /// Path in `results.json` below the transport.
+    pub path: &'static str,
+    /// Its column in `summary.csv`, for the figures the CSV has.
+    pub csv: Option<&'static str>,
+    /// Unit of the stored value.
+    pub unit: Unit,
+    /// Whether the stored value is a whole number (`u64`), printed without decimals.
+    pub integer: bool,
+    /// Reads it (`None`: not measured, e.g. no server process to read).
+    pub get: fn(&TransportResult) -> Option<f64>,
+}
+
+macro_rules! metric {
+    ($path:literal, $csv:expr, $unit:ident, int, |$t:ident| $get:expr) => {
+        Metric { path: $path, csv: $csv, unit: Unit::$unit, integer: true, get: |$t| Some($get as f64) }
+    };
+    ($path:literal, $csv:expr, $unit:ident, |$t:ident| $get:expr) => {
+        Metric { path: $path, csv: $csv, unit: Unit::$unit, integer: false, get: |$t| Some($get) }
+    };
+    ($path:literal, $csv:expr, $unit:ident, server int, |$s:ident| $get:expr) => {
+        Metric {
+            path: $path,
+            csv: $csv,
+            unit: Unit::$unit,
+            integer: true,
+            get: |t| t.server.as_ref().map(|$s| $get as f64),
+        }
+    };
+    ($path:literal, $csv:expr, $unit:ident, server, |$s:ident| $get:expr) => {
+        Metric {
+            path: $path,
+            csv: $csv,
+            unit: Unit::$unit,
+            integer: false,
+            get: |t| t.server.as_ref().map(|$s| $get),
+        }
+    };
+}
+
+/// Every numeric figure of a [`TransportResult`], in the order of `summary.csv` first,
+/// then those the CSV leaves out.
+pub const METRICS: &[Metric] = &[
+    metric!("latency.samples", Some("latency_samples"), Count, int, |t| t.latency.samples),
+    metric!("latency.mean_ms", Some("latency_mean_ms"), Ms, |t| t.latency.mean_ms),
+    metric!("latency.p50_ms", Some("latency_p50_ms"), Ms, |t| t.latency.p50_ms),
+    metric!("latency.p90_ms", Some("latency_p90_ms"), Ms, |t| t.latency.p90_ms),
+    metric!("latency.p99_ms", Some("latency_p99_ms"), Ms, |t| t.latency.p99_ms),
+    metric!("latency.p999_ms", Some("latency_p999_ms"), Ms, |t| t.latency.p999_ms),
+    metric!("latency.max_ms", Some("latency_max_ms"), Ms, |t| t.latency.max_ms),
+    metric!("delivery.published", Some("published"), Count, int, |t| t.delivery.published),
+    metric!("delivery.expected", Some("expected"), Count, int, |t| t.delivery.expected),
+    metric!("delivery.delivered", Some("delivered"), Count, int, |t| t.delivery.delivered),
+    metric!("delivery.lost", Some("lost"), Count, int, |t| t.delivery.lost),
+    metric!("delivery.lost_untold", Some("lost_untold"), Count, int, |t| t.delivery.lost_untold),
+    metric!("delivery.duplicated", Some("duplicated"), Count, int, |t| t.delivery.duplicated),
+    metric!("delivery.reordered", Some("reordered"), Count, int, |t| t.delivery.reordered),
+    metric!("delivery.gap_notices", Some("gap_notices"), Count, int, |t| t.delivery.gap_notices),
+    metric!("traffic.requests", Some("requests"), Count, int, |t| t.traffic.requests),
+    metric!("traffic.empty_responses", Some("empty_responses"), Count, int, |t| t.traffic.empty_responses),
+    metric!("traffic.connections", Some("connections"), Count, int, |t| t.traffic.connections),
+    metric!("traffic.bytes_received", Some("bytes_received"), Bytes, int, |t| t.traffic.bytes_received),
+    metric!("traffic.bytes_sent", Some("bytes_sent"), Bytes, int, |t| t.traffic.bytes_sent),
+    metric!("traffic.requests_per_message", Some("requests_per_message"), Number, |t| t
+        .traffic
+        .requests_per_message),
+    metric!("traffic.bytes_per_message", Some("bytes_per_message"), Bytes, |t| t.traffic.bytes_per_message),
+    metric!("traffic.message_bytes", Some("message_bytes"), Bytes, |t| t.traffic.message_bytes),
+    metric!("traffic.payload_efficiency", Some("payload_efficiency"), Number, |t| t
+        .traffic
+        .payload_efficiency),
+    metric!(
+        "idle.requests_per_client_per_second",
+        Some("idle_requests_per_client_per_second"),
+        Number,
+        |t| t.idle.requests_per_client_per_second
+    ),
+    metric!("idle.bytes_per_client_per_second", Some("idle_bytes_per_client_per_second"), Bytes, |t| t
+        .idle
+        .bytes_per_client_per_second),
+    metric!("idle.bytes_per_client_per_day", Some("idle_bytes_per_client_per_day"), Bytes, |t| t
+        .idle
+        .bytes_per_client_per_day),
+    metric!("server.cpu_seconds", Some("server_cpu_seconds"), Seconds, server, |s| s.cpu_seconds),
+    metric!("server.cpu_us_per_message", Some("server_cpu_us_per_message"), Us, server, |s| s
+        .cpu_us_per_message),
+    metric!("server.memory_per_client_bytes", Some("server_memory_per_client_bytes"), Bytes, server, |s| s
+        .memory_per_client_bytes),
+    metric!("server.peak_rss_bytes", Some("server_peak_rss_bytes"), Bytes, server int, |s| s.peak_rss_bytes),
+    metric!("loadgen.cpu_seconds", Some("loadgen_cpu_seconds"), Seconds, |t| t.loadgen.cpu_seconds),
+    metric!("loadgen.cpu_us_per_message", Some("loadgen_cpu_us_per_message"), Us, |t| t
+        .loadgen
+        .cpu_us_per_message),
+    metric!("loadgen.publisher_max_lag_ms", Some("publisher_max_lag_ms"), Ms, |t| t
+        .loadgen
+        .publisher_max_lag_ms),
+    metric!("upstream.p50_ms", Some("upstream_p50_ms"), Ms, |t| t.upstream.p50_ms),
+    metric!("upstream.bytes_per_send", Some("upstream_bytes_per_send"), Bytes, |t| t.upstream.bytes_per_send),
+    // Not in the CSV.
+    metric!("delivery.resets", None, Count, int, |t| t.delivery.resets),
+    metric!("traffic.seconds", None, Seconds, |t| t.traffic.seconds),
+    metric!("traffic.messages", None, Count, int, |t| t.traffic.messages),
+    metric!("idle.seconds", None, Seconds, |t| t.idle.seconds),
+    metric!("server.idle_cpu_seconds", None, Seconds, server, |s| s.idle_cpu_seconds),
+    metric!("server.rss_before_clients_bytes", None, Bytes, server int, |s| s.rss_before_clients_bytes),
+    metric!("server.rss_with_clients_bytes", None, Bytes, server int, |s| s.rss_with_clients_bytes),
+    metric!("loadgen.publish_requests", None, Count, int, |t| t.loadgen.publish_requests),
+    metric!("upstream.samples", None, Count, int, |t| t.upstream.samples),
+    metric!("upstream.p99_ms", None, Ms, |t| t.upstream.p99_ms),
+];
+
+/// The figure at `path` (below the transport: `latency.p99_ms`).
+pub fn metric(path: &str) -> Option<&'static Metric> {
+    METRICS.iter().find(|m| m.path == path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every numeric field of a transport's JSON is in the registry, and every entry
+    /// reads the field its path names: a field added to the data model must be added
+    /// there too, or the gate cannot name it.
+    #[test]
+    fn the_registry_covers_every_numeric_figure_and_reads_it_right() {
+        fn walk(prefix: &str, value: &serde_json::Value, out: &mut Vec<(String, f64)>) {
+            match value {
+                serde_json::Value::Number(n) => out.push((prefix.to_string(), n.as_f64().unwrap())),
+                serde_json::Value::Object(map) => {
+                    for (key, value) in map {
+                        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                        walk(&path, value, out);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let text = include_str!("../../results/2026-11-22-lab/results.json");
+        let results: Results = serde_json::from_str(text).unwrap();
+        for t in &results.transports {
+            let mut fields = Vec::new();
+            walk("", &serde_json::to_value(t).unwrap(), &mut fields);
+            for (path, value) in &fields {
+                let m = metric(path).unwrap_or_else(|| panic!("{path} is not in METRICS"));
+                assert_eq!((m.get)(t), Some(*value), "{path}");
+            }
+            assert_eq!(fields.len(), METRICS.len(), "METRICS lists a path that is not in results.json");
+        }
+    }
+
+    /// Every run committed under `results/` (some older than later fields) still loads,
+    /// workload included, and writes back the same workload.
+    #[test]
+    fn every_committed_results_json_loads_typed() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
+        let mut stack = vec![root];
+        let mut loaded = 0;
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                    continue;
+                }
+                if path.file_name().is_none_or(|n| n != "results.json") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                let results: Results = serde_json::from_str(&text).unwrap();
+                let workload = results
+                    .setup
+                    .typed_workload()
+                    .unwrap_or_else(|e| panic!("{}: workload: {e}", path.display()));
+                assert!(workload.clients > 0, "{}", path.display());
+                // Written back, it is the same workload: every field saved then is there
+                // with the same value (fields added since are new keys).
+                let again = serde_json::to_value(&workload).unwrap();
+                for (key, value) in results.setup.workload.as_object().unwrap() {
+                    assert_eq!(&again[key], value, "{}: {key}", path.display());
+                }
+                loaded += 1;
+            }
+        }
+        assert!(loaded >= 30, "{loaded} results.json found");
     }
 }

@@ -15,7 +15,7 @@ use base64::Engine;
 use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
-use pushlab_server::Transport;
+use pushlab_protocol::Transport;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -65,7 +65,9 @@ impl Plan {
         }
     }
 
-    /// Runs the measurement. `bar` shows progress through the phases.
+    /// Runs the measurement: connects, publishes, samples the counters at each phase
+    /// boundary, then hands what was recorded to [`summarize`]. `bar` shows progress
+    /// through the phases.
     pub async fn measure(&self, bar: &ProgressBar) -> anyhow::Result<TransportResult> {
         let w = &self.workload;
         let epoch = Instant::now();
@@ -139,7 +141,7 @@ impl Plan {
         };
         let ticking = |phase: &'static str, until: u64| {
             bar.set_message(phase);
-            tick_until(bar, epoch, start_us, at(until))
+            tick_until(bar, phase, &lives, epoch, start_us, at(until))
         };
         ticking("warm-up", window_start).await;
         let measured_from = self.boundary(&lives);
@@ -161,19 +163,64 @@ impl Plan {
         drop(emulator);
         bar.finish_and_clear();
 
-        let measured = measured_to.live.since(&measured_from.live);
-        let latency = latency(recorders.iter().map(|r| &r.latency))?;
-        let delivery = delivery(&recorders, published.published);
-        let seconds = w.duration_seconds.as_secs_f64();
-        let messages = measured.messages.max(1) as f64;
-        let bytes = (measured.bytes_read + measured.bytes_written) as f64;
-        let message_bytes = measured.message_bytes as f64 / messages;
-        let idle = idle_to.live.since(&idle_from.live);
-        let idle_seconds = w.idle_seconds.as_secs_f64();
-        let per_client_second = |v: u64| v as f64 / w.clients as f64 / idle_seconds;
-        let server = match (server_before, server_with_clients, &measured_from.server, &measured_to.server) {
+        summarize(
+            self.transport,
+            w,
+            Recorded {
+                server_before,
+                server_with_clients,
+                measured_from,
+                measured_to,
+                idle_from,
+                idle_to,
+                recorders,
+                published,
+                upstream,
+            },
+        )
+    }
+}
+
+/// Everything one transport's run recorded, before any arithmetic: what
+/// [`Plan::measure`] gathers and [`summarize`] turns into figures.
+struct Recorded {
+    /// The server before any client connected.
+    server_before: Option<ProcSample>,
+    /// The server with every client connected, before publishing.
+    server_with_clients: Option<ProcSample>,
+    /// The measured window's start and end.
+    measured_from: Boundary,
+    measured_to: Boundary,
+    /// The idle window's start and end.
+    idle_from: Boundary,
+    idle_to: Boundary,
+    /// Each client's recording.
+    recorders: Vec<Recorder>,
+    /// What the publisher did.
+    published: PublishReport,
+    /// The client → server sends.
+    upstream: crate::results::Upstream,
+}
+
+/// The figures of one transport from what its run recorded: no I/O, no clock, so each
+/// division can be checked by a unit test.
+fn summarize(transport: Transport, w: &Workload, r: Recorded) -> anyhow::Result<TransportResult> {
+    let measured = r.measured_to.live.since(&r.measured_from.live);
+    let latency = latency(r.recorders.iter().map(|r| &r.latency))?;
+    let delivery = delivery(&r.recorders, r.published.published);
+    let seconds = w.duration_seconds.as_secs_f64();
+    // Per-message figures divide by at least one message, so an empty window gives
+    // large figures rather than NaN.
+    let messages = measured.messages.max(1) as f64;
+    let bytes = (measured.bytes_read + measured.bytes_written) as f64;
+    let message_bytes = measured.message_bytes as f64 / messages;
+    let idle = r.idle_to.live.since(&r.idle_from.live);
+    let idle_seconds = w.idle_seconds.as_secs_f64();
+    let per_client_second = |v: u64| v as f64 / w.clients as f64 / idle_seconds;
+    let server =
+        match (r.server_before, r.server_with_clients, &r.measured_from.server, &r.measured_to.server) {
             (Some(before), Some(with_clients), Some(from), Some(to)) => {
-                let idle_cpu = match (&idle_from.server, &idle_to.server) {
+                let idle_cpu = match (&r.idle_from.server, &r.idle_to.server) {
                     (Some(a), Some(b)) => b.cpu_seconds - a.cpu_seconds,
                     _ => 0.0,
                 };
@@ -186,45 +233,44 @@ impl Plan {
                     rss_with_clients_bytes: with_clients.rss_bytes,
                     memory_per_client_bytes: (with_clients.rss_bytes as f64 - before.rss_bytes as f64)
                         / w.clients as f64,
-                    peak_rss_bytes: idle_to.server.map_or(to.peak_rss_bytes, |s| s.peak_rss_bytes),
+                    peak_rss_bytes: r.idle_to.server.map_or(to.peak_rss_bytes, |s| s.peak_rss_bytes),
                 })
             }
             _ => None,
         };
-        let loadgen_cpu = measured_to.loadgen.cpu_seconds - measured_from.loadgen.cpu_seconds;
-        Ok(TransportResult {
-            transport: self.transport,
-            latency,
-            delivery,
-            traffic: Traffic {
-                seconds,
-                messages: measured.messages,
-                requests: measured.requests,
-                empty_responses: measured.empty_responses,
-                connections: measured.connections,
-                bytes_received: measured.bytes_read,
-                bytes_sent: measured.bytes_written,
-                requests_per_message: measured.requests as f64 / messages,
-                bytes_per_message: bytes / messages,
-                message_bytes,
-                payload_efficiency: message_bytes / (bytes / messages),
-            },
-            idle: Idle {
-                seconds: idle_seconds,
-                requests_per_client_per_second: per_client_second(idle.requests),
-                bytes_per_client_per_second: per_client_second(idle.bytes_read + idle.bytes_written),
-                bytes_per_client_per_day: per_client_second(idle.bytes_read + idle.bytes_written) * 86_400.0,
-            },
-            server,
-            loadgen: LoadgenCost {
-                cpu_seconds: loadgen_cpu,
-                cpu_us_per_message: loadgen_cpu * 1e6 / messages,
-                publisher_max_lag_ms: published.max_lag_us as f64 / 1e3,
-                publish_requests: published.batches,
-            },
-            upstream,
-        })
-    }
+    let loadgen_cpu = r.measured_to.loadgen.cpu_seconds - r.measured_from.loadgen.cpu_seconds;
+    Ok(TransportResult {
+        transport,
+        latency,
+        delivery,
+        traffic: Traffic {
+            seconds,
+            messages: measured.messages,
+            requests: measured.requests,
+            empty_responses: measured.empty_responses,
+            connections: measured.connections,
+            bytes_received: measured.bytes_read,
+            bytes_sent: measured.bytes_written,
+            requests_per_message: measured.requests as f64 / messages,
+            bytes_per_message: bytes / messages,
+            message_bytes,
+            payload_efficiency: message_bytes / (bytes / messages),
+        },
+        idle: Idle {
+            seconds: idle_seconds,
+            requests_per_client_per_second: per_client_second(idle.requests),
+            bytes_per_client_per_second: per_client_second(idle.bytes_read + idle.bytes_written),
+            bytes_per_client_per_day: per_client_second(idle.bytes_read + idle.bytes_written) * 86_400.0,
+        },
+        server,
+        loadgen: LoadgenCost {
+            cpu_seconds: loadgen_cpu,
+            cpu_us_per_message: loadgen_cpu * 1e6 / messages,
+            publisher_max_lag_ms: r.published.max_lag_us as f64 / 1e3,
+            publish_requests: r.published.batches,
+        },
+        upstream: r.upstream,
+    })
 }
 
 /// The stream's last id and epoch: clients start from there, so on a server already in
@@ -256,10 +302,27 @@ async fn wait_for_first_requests(lives: &[Arc<Live>], poll_interval: Duration) -
     }
 }
 
-async fn tick_until(bar: &ProgressBar, epoch: Instant, start_us: u64, until: Instant) {
+/// Moves the bar on until `until`; once a second its message becomes the phase and the
+/// deliveries per second over that second, so a stall shows while it happens.
+async fn tick_until(
+    bar: &ProgressBar,
+    phase: &str,
+    lives: &[Arc<Live>],
+    epoch: Instant,
+    start_us: u64,
+    until: Instant,
+) {
+    let mut last = (Instant::now(), LiveSnapshot::sum(lives).messages);
     while Instant::now() < until {
         tokio::time::sleep_until(until.min(Instant::now() + Duration::from_millis(100))).await;
         bar.set_position((epoch.elapsed().as_micros() as u64).saturating_sub(start_us));
+        let elapsed = last.0.elapsed();
+        if elapsed >= Duration::from_secs(1) {
+            let delivered = LiveSnapshot::sum(lives).messages;
+            let per_second = delivered.saturating_sub(last.1) as f64 / elapsed.as_secs_f64();
+            bar.set_message(format!("{phase} · {per_second:.0} delivered/s"));
+            last = (Instant::now(), delivered);
+        }
     }
 }
 
@@ -315,4 +378,107 @@ fn delivery(recorders: &[Recorder], published: u64) -> Delivery {
         d.resets += r.resets;
     }
     d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::Upstream;
+
+    fn workload() -> Workload {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Args {
+            #[command(flatten)]
+            workload: crate::WorkloadArgs,
+        }
+        let args = ["pushlab", "--clients", "10", "--duration", "10s", "--idle", "20s"];
+        Args::parse_from(args).workload.validate().unwrap()
+    }
+
+    fn boundary(live: LiveSnapshot, server_cpu: f64, loadgen_cpu: f64) -> Boundary {
+        let sample = |cpu_seconds| ProcSample { cpu_seconds, rss_bytes: 0, peak_rss_bytes: 0 };
+        Boundary { live, server: Some(sample(server_cpu)), loadgen: sample(loadgen_cpu) }
+    }
+
+    fn live(messages: u64, bytes_read: u64, bytes_written: u64, requests: u64) -> LiveSnapshot {
+        LiveSnapshot {
+            messages,
+            bytes_read,
+            bytes_written,
+            message_bytes: messages * 100,
+            requests,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_summary_divides_each_window_by_its_own_counts() {
+        let rss = |rss_bytes| ProcSample { cpu_seconds: 0.0, rss_bytes, peak_rss_bytes: 2 * rss_bytes };
+        let recorded = Recorded {
+            server_before: Some(rss(1_000_000)),
+            server_with_clients: Some(rss(1_500_000)),
+            // Measured: 1,000 messages, 200,000 bytes both ways, 50 requests, 0.5 s of
+            // server CPU and 0.25 s of load generator CPU.
+            measured_from: boundary(live(10, 1_000, 500, 5), 1.0, 2.0),
+            measured_to: boundary(live(1_010, 151_000, 50_500, 55), 1.5, 2.25),
+            // Idle: 20 s, 10 clients, 4,000 bytes and 20 requests.
+            idle_from: boundary(live(1_010, 151_000, 50_500, 55), 1.5, 2.25),
+            idle_to: boundary(live(1_010, 154_000, 51_500, 75), 1.6, 2.3),
+            recorders: Vec::new(),
+            published: PublishReport { published: 100, batches: 100, max_lag_us: 1_500 },
+            upstream: Upstream {
+                method: "x".into(),
+                samples: 0,
+                p50_ms: 0.0,
+                p99_ms: 0.0,
+                bytes_per_send: 0.0,
+            },
+        };
+        let t = summarize(Transport::Ws, &workload(), recorded).unwrap();
+        assert_eq!(t.traffic.messages, 1_000);
+        assert_eq!(t.traffic.bytes_per_message, 200.0);
+        assert_eq!(t.traffic.requests_per_message, 0.05);
+        assert_eq!(t.traffic.message_bytes, 100.0);
+        assert_eq!(t.traffic.payload_efficiency, 0.5);
+        assert_eq!(t.idle.requests_per_client_per_second, 0.1);
+        assert_eq!(t.idle.bytes_per_client_per_second, 20.0);
+        assert_eq!(t.idle.bytes_per_client_per_day, 20.0 * 86_400.0);
+        let server = t.server.unwrap();
+        assert_eq!(server.cpu_us_per_message, 500.0);
+        assert_eq!(server.memory_per_client_bytes, 50_000.0);
+        assert!((server.idle_cpu_seconds - 0.1).abs() < 1e-9);
+        assert_eq!(t.loadgen.cpu_us_per_message, 250.0);
+        assert_eq!(t.loadgen.publisher_max_lag_ms, 1.5);
+        assert_eq!(t.delivery.published, 100);
+    }
+
+    #[test]
+    fn without_the_server_process_there_is_no_server_cost() {
+        let mut from = boundary(live(0, 0, 0, 0), 0.0, 0.0);
+        from.server = None;
+        let to = Boundary { live: live(0, 0, 0, 0), server: None, loadgen: ProcSample::default() };
+        let same = |b: &Boundary| Boundary { live: b.live, server: b.server, loadgen: b.loadgen };
+        let recorded = Recorded {
+            server_before: None,
+            server_with_clients: None,
+            measured_from: same(&from),
+            measured_to: same(&to),
+            idle_from: from,
+            idle_to: to,
+            recorders: Vec::new(),
+            published: PublishReport { published: 0, batches: 0, max_lag_us: 0 },
+            upstream: Upstream {
+                method: "x".into(),
+                samples: 0,
+                p50_ms: 0.0,
+                p99_ms: 0.0,
+                bytes_per_send: 0.0,
+            },
+        };
+        let t = summarize(Transport::Sse, &workload(), recorded).unwrap();
+        assert!(t.server.is_none());
+        // No message: per-message figures divide by one, not zero.
+        assert_eq!(t.traffic.bytes_per_message, 0.0);
+    }
 }

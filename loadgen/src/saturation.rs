@@ -10,11 +10,10 @@
 use std::path::Path;
 
 use plotters::prelude::*;
-use serde::{Deserialize, Serialize};
 
 use crate::lab::{self, LabOptions};
 use crate::report;
-use crate::report::plots::{draw_error, draw_legend, legend_mark, COLORS};
+use crate::report::plots::{color_named, draw_error, draw_legend, legend_mark};
 use crate::results::TransportResult;
 
 /// How the rate is raised and when a step fails.
@@ -30,43 +29,7 @@ pub struct Search {
     pub max_steps: usize,
 }
 
-/// One step of the search.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Step {
-    /// Messages per second on the stream.
-    pub rate_per_second: f64,
-    /// Deliveries per second offered: rate × clients.
-    pub offered_deliveries_per_second: f64,
-    /// Deliveries per second received in the measured window.
-    pub delivered_per_second: f64,
-    /// Latency.
-    pub p50_ms: f64,
-    /// Latency.
-    pub p99_ms: f64,
-    /// Messages lost.
-    pub lost: u64,
-    /// Server CPU per delivery, µs.
-    pub server_cpu_us_per_delivery: Option<f64>,
-    /// Server CPU, cores.
-    pub server_cores: Option<f64>,
-    /// Load generator CPU, cores.
-    pub loadgen_cores: f64,
-    /// Why the step failed, if it did.
-    pub failed: Option<String>,
-}
-
-/// One transport's curve.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Curve {
-    /// The transport.
-    pub transport: String,
-    /// Subscribers.
-    pub clients: usize,
-    /// Every step, the failing one last.
-    pub steps: Vec<Step>,
-    /// The highest delivery rate of a step that passed, deliveries/s.
-    pub max_sustained_deliveries_per_second: f64,
-}
+pub use crate::results::{Curve, Step};
 
 fn step_of(t: &TransportResult, rate: f64, clients: usize, limit_ms: f64) -> Step {
     let seconds = t.traffic.seconds.max(1e-9);
@@ -109,7 +72,7 @@ pub async fn find_max(options: &LabOptions, search: Search) -> anyhow::Result<Ve
         };
         let mut rate = search.start_rate;
         for _ in 0..search.max_steps {
-            eprintln!("\n== find-max: {transport} at {rate:.0} msg/s × {clients} clients");
+            lab::progress(lab::Progress::FindMaxStep { transport, rate_per_second: rate, clients });
             let mut step_options = options.clone();
             step_options.workload.transports = vec![transport];
             step_options.workload.rate_per_second = rate;
@@ -141,24 +104,61 @@ pub fn markdown(curves: &[Curve], command: &str, search: Search) -> String {
          is lost, or under 97 % of the offered deliveries arrive. Each step's full results are in its folder.\n",
         report::ms(search.p99_limit_ms)
     );
+    let header = [
+        "msg/s",
+        "offered deliveries/s",
+        "delivered/s",
+        "p50",
+        "p99",
+        "server CPU per delivery",
+        "server cores",
+        "load generator cores",
+        "",
+    ]
+    .map(String::from);
     for c in curves {
         out += &format!(
-            "\n## {} ({} clients): at most {:.0} deliveries/s sustained\n\n\
-             | msg/s | offered deliveries/s | delivered/s | p50 | p99 | server CPU per delivery | server cores | load generator cores | |\n\
-             | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+            "\n## {} ({} clients): at most {:.0} deliveries/s sustained\n\n",
+            c.transport, c.clients, c.max_sustained_deliveries_per_second
+        );
+        let rows: Vec<Vec<String>> = c
+            .steps
+            .iter()
+            .map(|s| {
+                vec![
+                    format!("{:.0}", s.rate_per_second),
+                    format!("{:.0}", s.offered_deliveries_per_second),
+                    format!("{:.0}", s.delivered_per_second),
+                    report::ms(s.p50_ms),
+                    report::ms(s.p99_ms),
+                    s.server_cpu_us_per_delivery.map_or("-".into(), |v| format!("{v:.2} µs")),
+                    s.server_cores.map_or("-".into(), |v| format!("{v:.2}")),
+                    format!("{:.2}", s.loadgen_cores),
+                    s.failed.as_deref().unwrap_or("ok").to_string(),
+                ]
+            })
+            .collect();
+        out += &report::markdown_table(&header, &rows);
+    }
+    out
+}
+
+/// A saved search's curves for a terminal (`pushlab report saturation.json`): each
+/// transport's maximum, then its steps.
+pub fn terminal(curves: &[Curve]) -> String {
+    let mut out = String::new();
+    for c in curves {
+        out += &format!(
+            "{} ({} clients): at most {:.0} deliveries/s sustained\n",
             c.transport, c.clients, c.max_sustained_deliveries_per_second
         );
         for s in &c.steps {
             out += &format!(
-                "| {:.0} | {:.0} | {:.0} | {} | {} | {} | {} | {:.2} | {} |\n",
+                "  {:>8.0} msg/s  delivered {:>9.0}/s  p50 {:>9}  p99 {:>9}  {}\n",
                 s.rate_per_second,
-                s.offered_deliveries_per_second,
                 s.delivered_per_second,
                 report::ms(s.p50_ms),
                 report::ms(s.p99_ms),
-                s.server_cpu_us_per_delivery.map_or("-".into(), |v| format!("{v:.2} µs")),
-                s.server_cores.map_or("-".into(), |v| format!("{v:.2}")),
-                s.loadgen_cores,
                 s.failed.as_deref().unwrap_or("ok"),
             );
         }
@@ -195,8 +195,8 @@ fn plot(curves: &[Curve], path: &Path) -> anyhow::Result<()> {
         .draw()
         .map_err(draw_error)?;
     chart.draw_series(LineSeries::new([(0.0, 0.0), (x_max, x_max)], BLACK.mix(0.3))).map_err(draw_error)?;
-    for (i, c) in curves.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+    for c in curves {
+        let color = color_named(&c.transport);
         let points = c.steps.iter().map(|s| (s.offered_deliveries_per_second, s.delivered_per_second));
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)).point_size(3))
@@ -219,8 +219,8 @@ fn plot(curves: &[Curve], path: &Path) -> anyhow::Result<()> {
         .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()
         .map_err(draw_error)?;
-    for (i, c) in curves.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+    for c in curves {
+        let color = color_named(&c.transport);
         let points = c.steps.iter().map(|s| (s.offered_deliveries_per_second, s.p99_ms.max(0.01)));
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)).point_size(3))

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use pushlab_server::Transport;
+use pushlab_protocol::Transport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -413,22 +413,9 @@ pub async fn run(
     use crate::client::{ClientSettings, Session, Target};
     let server = crate::process::ServerProcess::spawn(server_exe, &[]).await?;
     let (relay, recording, relay_task) = recording_relay(server.addr).await?;
-    let session = Session {
-        target: Target::new(relay),
-        settings: ClientSettings {
-            poll_interval: Duration::from_millis(300),
-            poll_offset: Duration::ZERO,
-            long_poll_timeout: Duration::from_secs(30),
-            keepalive: true,
-            drop_every: None,
-        },
-        live: Default::default(),
-        recorder: crate::record::Recorder::new(Default::default()),
-        cursor: 0,
-        stream_epoch: None,
-        stop: Default::default(),
-        epoch: Instant::now(),
-    };
+    let settings = ClientSettings::plain(Duration::from_millis(300));
+    let recorder = crate::record::Recorder::new(Default::default());
+    let session = Session::new(Target::new(relay), settings, recorder, Instant::now());
     let (live, stop) = (session.live.clone(), session.stop.clone());
     let client = tokio::spawn(session.run(transport));
     let wait_for = |what: &'static str, done: Box<dyn Fn() -> bool + Send>| async move {

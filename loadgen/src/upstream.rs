@@ -4,19 +4,20 @@
 //! connection. Both are timed from send to the server's acknowledgement, on a quiet
 //! server after the main measurement.
 
-use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use pushlab_server::Transport;
+use pushlab_protocol::ws::{Publish, Reply};
+use pushlab_protocol::Transport;
+use serde_json::value::RawValue;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
 
 use crate::client::http::{connect, HttpConnection};
 use crate::client::{ClientSettings, Session, Target};
-use crate::record::{new_histogram, Live, Recorder};
+use crate::record::{new_histogram, Recorder};
 use crate::results::Upstream;
 use crate::wire::CountingStream;
 
@@ -25,22 +26,8 @@ const SENDS: u64 = 50;
 
 /// Times [`SENDS`] client → server messages the way a client of `transport` sends them.
 pub async fn measure(transport: Transport, target: &Target, epoch: Instant) -> anyhow::Result<Upstream> {
-    let session = Session {
-        target: target.clone(),
-        settings: ClientSettings {
-            poll_interval: Default::default(),
-            poll_offset: Default::default(),
-            long_poll_timeout: Default::default(),
-            keepalive: true,
-            drop_every: None,
-        },
-        live: Arc::new(Live::default()),
-        recorder: Recorder::new(Default::default()),
-        cursor: 0,
-        stream_epoch: None,
-        stop: CancellationToken::new(),
-        epoch,
-    };
+    let settings = ClientSettings::plain(Duration::ZERO);
+    let session = Session::new(target.clone(), settings, Recorder::new(Default::default()), epoch);
     let mut rtt = new_histogram();
     let method;
     if transport == Transport::Ws {
@@ -58,13 +45,15 @@ pub async fn measure(transport: Transport, target: &Target, epoch: Instant) -> a
         let before = session.live.wire.snapshot();
         for i in 0..SENDS {
             let sent = Instant::now();
-            socket.send(Message::text(format!(r#"{{"type":"publish","data":{{"upstream":{i}}}}}"#))).await?;
+            let data = RawValue::from_string(format!(r#"{{"upstream":{i}}}"#))?;
+            let frame = serde_json::to_string(&Publish { data: &data, message_type: None })?;
+            socket.send(Message::text(frame)).await?;
             // Wait for the acknowledgement; the message itself also comes back on this
             // connection (it is a subscriber too), which is skipped here.
             loop {
                 let frame = socket.next().await.context("connection closed")??;
                 if let Message::Text(text) = frame {
-                    if text.as_str().starts_with(r#"{"type":"published""#) {
+                    if let Ok(Reply::Published { .. }) = serde_json::from_str(text.as_str()) {
                         break;
                     }
                 }

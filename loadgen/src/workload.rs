@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 use clap::Args;
-use pushlab_server::Transport;
-use serde::Serialize;
+use pushlab_protocol::Transport;
+use serde::{Deserialize, Serialize};
 
 use crate::network::Network;
 
@@ -17,49 +17,52 @@ use crate::network::Network;
 #[derive(Debug, Clone, Args)]
 pub struct WorkloadArgs {
     /// Subscriber clients per transport.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = parse_clients, allow_hyphen_values = true)]
     pub clients: usize,
     /// Messages per second published on the stream (each is delivered to every client).
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = parse_rate, allow_negative_numbers = true)]
     pub rate: f64,
     /// Size of each message's `data`, in bytes of JSON.
     #[arg(long, default_value_t = 128)]
     pub payload: usize,
-    /// Measured phase.
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    /// Measured phase [--quick: 2s].
+    #[arg(long, default_value = "15s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub duration: Duration,
-    /// Messages flow but nothing is counted (connections settle, caches warm).
-    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    /// Messages flow but nothing is counted (connections settle, caches warm) [--quick: 500ms].
+    #[arg(long, default_value = "3s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub warmup: Duration,
-    /// Phase with no messages, to measure what each transport costs when nothing happens.
-    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    /// Phase with no messages, to measure what each transport costs when nothing happens
+    /// [--quick: 2s].
+    #[arg(long, default_value = "20s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub idle: Duration,
     /// Short-poll interval (the seed's chat polls every 500 ms); a list
     /// (`100ms,500ms,2s`) runs the whole comparison once per value and plots the sweep.
-    #[arg(long, value_delimiter = ',', default_value = "500ms", value_parser = humantime::parse_duration)]
+    #[arg(long, value_delimiter = ',', default_value = "500ms", value_parser = parse_duration, allow_hyphen_values = true)]
     pub poll_interval: Vec<Duration>,
-    /// How long the server holds a long poll when nothing happens.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    /// How long the server holds a long poll when nothing happens [--quick: 1s].
+    #[arg(long, default_value = "10s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub long_poll_timeout: Duration,
-    /// Server heartbeat (SSE keep-alive comment, WebSocket ping) for spawned servers.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    /// Server heartbeat (SSE keep-alive comment, WebSocket ping) for spawned servers
+    /// [--quick: 1s].
+    #[arg(long, default_value = "5s", value_parser = parse_duration, allow_hyphen_values = true)]
     pub heartbeat: Duration,
     /// Clients connected per second while ramping up.
-    #[arg(long, default_value_t = 1000.0)]
+    #[arg(long, default_value_t = 1000.0, allow_negative_numbers = true)]
     pub connect_rate: f64,
     /// Round-trip time between each subscriber and the server, emulated in process;
     /// a list (`0ms,50ms,150ms`) runs the whole comparison once per value.
-    #[arg(long, value_delimiter = ',', default_value = "0ms", value_parser = humantime::parse_duration)]
+    #[arg(long, value_delimiter = ',', default_value = "0ms", value_parser = parse_duration, allow_hyphen_values = true)]
     pub rtt: Vec<Duration>,
     /// Extra random delay per direction (uniform in [0, JITTER]); never reorders bytes.
-    #[arg(long, default_value = "0ms", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "0ms", value_parser = parse_duration, allow_hyphen_values = true)]
     pub jitter: Duration,
-    /// Link rate per subscriber, each direction: e.g. 10mbit, 512kbit, 1MB/s.
+    /// Link rate per subscriber, each direction, with a unit: e.g. 10mbit, 512kbit, 1MB/s.
     #[arg(long, value_parser = crate::network::parse_bandwidth)]
     pub bandwidth: Option<u64>,
-    /// Packet loss in percent. Needs Linux `tc netem` in a network namespace (root);
-    /// pushlab says so when it cannot run.
-    #[arg(long)]
+    /// Packet loss in percent: NOT AVAILABLE in this build. It needs a packet-level link,
+    /// which this build does not have yet (the in-process emulator cannot drop
+    /// packets); a run with --loss is refused with what to do instead.
+    #[arg(long, allow_negative_numbers = true)]
     pub loss: Option<f64>,
     /// Pollers open a new TCP connection for every request (no HTTP keep-alive), so the
     /// handshake's round trip shows under --rtt.
@@ -67,19 +70,23 @@ pub struct WorkloadArgs {
     pub no_keepalive: bool,
     /// Each client closes its connection this often (first after a random fraction of
     /// it) and resumes from its cursor: checks that reconnecting loses nothing.
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = parse_duration, allow_hyphen_values = true)]
     pub drop_every: Option<Duration>,
     /// Transports to run, comma separated: short_poll,long_poll,sse,ws.
     #[arg(long, value_delimiter = ',', default_value = "short_poll,long_poll,sse,ws")]
     pub transports: Vec<Transport>,
     /// A few seconds per transport (for CI and for trying things out): shortens warm-up,
-    /// duration, idle, long-poll timeout and heartbeat; keeps clients, rate and payload.
+    /// duration, idle, long-poll timeout and heartbeat to the values in their help;
+    /// keeps clients, rate and payload. A phase flag given explicitly wins over --quick.
     #[arg(long)]
     pub quick: bool,
 }
 
-/// A validated workload. Serialized into `results.json` as the run's setup.
-#[derive(Debug, Clone, Serialize)]
+/// A validated workload. Saved into `results.json` as the run's setup and read back
+/// typed (see `Setup::typed_workload`): a field added after a run was saved takes its
+/// `serde(default)`, so old results still load, and a misspelt name is a compile error,
+/// not a silent 0.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Workload {
     /// Subscribers per transport.
     pub clients: usize,
@@ -88,22 +95,23 @@ pub struct Workload {
     /// Bytes of `data` per message.
     pub payload_bytes: usize,
     /// Measured phase.
-    #[serde(serialize_with = "seconds")]
+    #[serde(serialize_with = "seconds", deserialize_with = "from_seconds")]
     pub duration_seconds: Duration,
     /// Unmeasured warm-up.
-    #[serde(serialize_with = "seconds")]
+    #[serde(serialize_with = "seconds", deserialize_with = "from_seconds")]
     pub warmup_seconds: Duration,
     /// Idle phase.
-    #[serde(serialize_with = "seconds")]
+    #[serde(serialize_with = "seconds", deserialize_with = "from_seconds")]
     pub idle_seconds: Duration,
     /// Short-poll interval.
-    #[serde(serialize_with = "seconds")]
+    #[serde(serialize_with = "seconds", deserialize_with = "from_seconds")]
     pub poll_interval_seconds: Duration,
     /// Long-poll hold time.
-    #[serde(serialize_with = "seconds")]
+    #[serde(serialize_with = "seconds", deserialize_with = "from_seconds")]
     pub long_poll_timeout_seconds: Duration,
-    /// Server heartbeat.
-    #[serde(serialize_with = "seconds")]
+    /// Server heartbeat. Saved as `null` for a target (its heartbeat is its own), read
+    /// back as zero: not recorded.
+    #[serde(serialize_with = "seconds", deserialize_with = "from_optional_seconds_or_zero")]
     pub heartbeat_seconds: Duration,
     /// Connection ramp.
     pub connect_rate_per_second: f64,
@@ -114,7 +122,7 @@ pub struct Workload {
     /// Whether pollers keep their connection alive between requests.
     pub keepalive: bool,
     /// Each client drops its connection this often and resumes (absent: never).
-    #[serde(serialize_with = "optional_seconds")]
+    #[serde(default, serialize_with = "optional_seconds", deserialize_with = "from_optional_seconds")]
     pub drop_every_seconds: Option<Duration>,
     /// Whether `--quick` shortened the phases.
     pub quick: bool,
@@ -125,7 +133,7 @@ pub struct Workload {
 }
 
 /// The one setting a sweep varies, run by run: given as a list on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Sweep {
     /// `--rtt 0ms,50ms,150ms`: the emulated round-trip time.
@@ -138,6 +146,21 @@ fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> 
     s.serialize_f64(d.as_secs_f64())
 }
 
+fn from_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    Duration::try_from_secs_f64(f64::deserialize(d)?).map_err(serde::de::Error::custom)
+}
+
+fn from_optional_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    match Option::<f64>::deserialize(d)? {
+        Some(s) => Duration::try_from_secs_f64(s).map(Some).map_err(serde::de::Error::custom),
+        None => Ok(None),
+    }
+}
+
+fn from_optional_seconds_or_zero<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    Ok(from_optional_seconds(d)?.unwrap_or(Duration::ZERO))
+}
+
 fn optional_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
     match d {
         Some(d) => s.serialize_f64(d.as_secs_f64()),
@@ -145,11 +168,64 @@ fn optional_seconds<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<
     }
 }
 
+/// A duration with its unit, e.g. `50ms`, `1.5s`, `2m`; the error says so with an example
+/// (humantime alone answers "expected number at 0").
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    if text.trim_start().starts_with('-') {
+        return Err(format!("{text:?} is negative: a duration is zero or more, e.g. 0ms, 50ms, 1.5s"));
+    }
+    if let Ok(seconds) = text.trim().parse::<f64>() {
+        return Err(format!("{text:?} has no unit: write e.g. {seconds}s or {seconds}ms"));
+    }
+    humantime::parse_duration(text.trim())
+        .map_err(|_| format!("expected a duration with a unit, e.g. 50ms, 1.5s or 2m, not {text:?}"))
+}
+
+/// A whole number of clients, at least 1.
+fn parse_clients(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<i64>() {
+        Ok(n) if n >= 1 => usize::try_from(n).map_err(|e| e.to_string()),
+        Ok(n) => Err(format!("{n} clients: must be at least 1, e.g. --clients 100")),
+        Err(_) => Err(format!("expected a whole number of clients, e.g. --clients 100, not {text:?}")),
+    }
+}
+
+/// A rate in messages per second, in (0, 1000000].
+fn parse_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text.trim().parse().map_err(|_| {
+        format!("expected messages per second as a number, e.g. --rate 10 or --rate 0.5, not {text:?}")
+    })?;
+    if !(rate.is_finite() && rate > 0.0 && rate <= 1_000_000.0) {
+        return Err(format!(
+            "{text}: must be a number of messages per second in (0, 1000000], e.g. --rate 10"
+        ));
+    }
+    Ok(rate)
+}
+
+/// The flags whose value `--quick` would replace. Given on the command line, they win.
+pub const QUICK_FLAGS: [&str; 5] = ["duration", "warmup", "idle", "long_poll_timeout", "heartbeat"];
+
+/// Which of [`QUICK_FLAGS`] the user gave, from clap's record of where each value came
+/// from (a default looks the same as a typed value once parsed).
+pub fn explicit_flags(matches: &clap::ArgMatches) -> Vec<&'static str> {
+    QUICK_FLAGS
+        .into_iter()
+        .filter(|id| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+        .collect()
+}
+
 impl WorkloadArgs {
     /// Checks every value and applies `--quick`: one workload. A list of `--rtt` or
     /// `--poll-interval` values is for [`WorkloadArgs::validate_all`].
     pub fn validate(&self) -> anyhow::Result<Workload> {
-        let mut all = self.validate_all()?;
+        self.validate_with(&[])
+    }
+
+    /// [`WorkloadArgs::validate`], keeping the `explicit` flags (see [`explicit_flags`])
+    /// as given under `--quick`.
+    pub fn validate_with(&self, explicit: &[&str]) -> anyhow::Result<Workload> {
+        let mut all = self.validate_all_with(explicit)?;
         if all.len() > 1 {
             bail!("this command takes one --rtt and one --poll-interval value, not a list");
         }
@@ -159,6 +235,12 @@ impl WorkloadArgs {
     /// One validated workload per value of the swept setting (`--rtt` or
     /// `--poll-interval`), in the order given.
     pub fn validate_all(&self) -> anyhow::Result<Vec<Workload>> {
+        self.validate_all_with(&[])
+    }
+
+    /// [`WorkloadArgs::validate_all`], keeping the `explicit` flags as given under
+    /// `--quick`.
+    pub fn validate_all_with(&self, explicit: &[&str]) -> anyhow::Result<Vec<Workload>> {
         if let Some(loss) = self.loss {
             bail!("{}", crate::network::loss_unavailable(loss));
         }
@@ -168,7 +250,7 @@ impl WorkloadArgs {
         if self.rtt.len() > 1 && self.poll_interval.len() > 1 {
             bail!("sweep one setting at a time: give a list to --rtt or to --poll-interval, not both");
         }
-        let one = self.validate_one()?;
+        let one = self.validate_one(explicit)?;
         if self.rtt.len() > 1 {
             Ok(self
                 .rtt
@@ -196,7 +278,7 @@ impl WorkloadArgs {
         }
     }
 
-    fn validate_one(&self) -> anyhow::Result<Workload> {
+    fn validate_one(&self, explicit: &[&str]) -> anyhow::Result<Workload> {
         if self.clients == 0 {
             bail!("--clients must be at least 1");
         }
@@ -234,12 +316,17 @@ impl WorkloadArgs {
         if transports.is_empty() {
             bail!("--transports needs at least one of short_poll,long_poll,sse,ws");
         }
-        let (warmup, duration, idle, long_poll_timeout, heartbeat) = if self.quick {
-            let s = Duration::from_secs_f64;
-            (s(0.5), s(2.0), s(2.0), s(1.0), s(1.0))
-        } else {
-            (self.warmup, self.duration, self.idle, self.long_poll_timeout, self.heartbeat)
+        // --quick shortens the phases, except those the user set: an explicit flag says
+        // what they want, and silently replacing it would measure something else.
+        let quick = |flag: &str, given: Duration, short: f64| match self.quick && !explicit.contains(&flag) {
+            true => Duration::from_secs_f64(short),
+            false => given,
         };
+        let warmup = quick("warmup", self.warmup, 0.5);
+        let duration = quick("duration", self.duration, 2.0);
+        let idle = quick("idle", self.idle, 2.0);
+        let long_poll_timeout = quick("long_poll_timeout", self.long_poll_timeout, 1.0);
+        let heartbeat = quick("heartbeat", self.heartbeat, 1.0);
         Ok(Workload {
             clients: self.clients,
             rate_per_second: self.rate,
@@ -316,6 +403,34 @@ mod tests {
         let names: Vec<_> = all.iter().map(|w| w.condition.clone().unwrap()).collect();
         assert_eq!(names, ["poll-100ms", "poll-2000ms"]);
         assert!(all.iter().all(|w| w.network.rtt.as_millis() == 20 && w.sweep == Some(Sweep::PollInterval)));
+    }
+
+    fn parse_explicit(args: &[&str]) -> anyhow::Result<Workload> {
+        use clap::{CommandFactory, FromArgMatches};
+        let matches =
+            Args::command().try_get_matches_from(std::iter::once("pushlab").chain(args.iter().copied()))?;
+        let parsed = Args::from_arg_matches(&matches)?;
+        parsed.workload.validate_with(&explicit_flags(&matches))
+    }
+
+    #[test]
+    fn explicit_phase_flags_win_over_quick() {
+        let w = parse_explicit(&["--quick", "--duration", "7s", "--heartbeat", "3s"]).unwrap();
+        assert_eq!(w.duration_seconds, Duration::from_secs(7));
+        assert_eq!(w.heartbeat_seconds, Duration::from_secs(3));
+        // The others are still shortened.
+        assert_eq!(w.warmup_seconds, Duration::from_millis(500));
+        assert_eq!(w.idle_seconds, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn bad_numbers_get_an_example_not_a_parser_error() {
+        let message = |args: &[&str]| parse(args).unwrap_err().to_string();
+        assert!(message(&["--rate", "-1"]).contains("e.g. --rate 10"), "{}", message(&["--rate", "-1"]));
+        assert!(message(&["--clients", "-5"]).contains("e.g. --clients 100"));
+        assert!(message(&["--rtt", "abc"]).contains("e.g. 50ms"));
+        assert!(message(&["--rtt", "50"]).contains("no unit"));
+        assert!(message(&["--bandwidth", "10"]).contains("10mbit"));
     }
 
     #[test]

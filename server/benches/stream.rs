@@ -4,7 +4,10 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use pushlab_server::log::{sse_event, Budget, Cursor, Log, NewMessage};
+use pushlab_protocol::poll::PollHead;
+use pushlab_protocol::sse::event as sse_event;
+use pushlab_server::log::{Budget, Cursor, Log};
+use pushlab_server::message::{Entry, NewMessage};
 use pushlab_server::transport::poll_body;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
 use tokio_tungstenite::tungstenite::protocol::frame::Frame;
@@ -16,16 +19,21 @@ fn message(i: u64) -> NewMessage {
 }
 
 /// A cursor at `id` of the log's own run.
-fn at(log: &Log, id: u64) -> Cursor {
+fn at(log: &Log<Entry>, id: u64) -> Cursor {
     Cursor { epoch: Some(log.epoch()), id }
 }
 
 /// A streaming cursor's budget.
 const BATCH: Budget = Budget { count: 256, bytes: 64 * 1024 };
 
-fn filled_log(n: u64) -> Log {
+/// Appends as the server does: each message encoded once, under the log's lock.
+fn append_encoded(log: &Log<Entry>, messages: Vec<NewMessage>) -> Vec<u64> {
+    log.append(messages, |epoch, id, message| Entry::encode(epoch, id, message, 1_795_317_370_028))
+}
+
+fn filled_log(n: u64) -> Log<Entry> {
     let log = Log::new(10_000);
-    log.append((0..n).map(message).collect());
+    append_encoded(&log, (0..n).map(message).collect());
     log
 }
 
@@ -35,12 +43,12 @@ fn append(c: &mut Criterion) {
     let mut group = c.benchmark_group("log/append");
     let log = Log::new(10_000);
     group.throughput(Throughput::Elements(1));
-    group.bench_function("one", |b| b.iter(|| log.append(vec![message(1)])));
+    group.bench_function("one", |b| b.iter(|| append_encoded(&log, vec![message(1)])));
     group.throughput(Throughput::Elements(100));
     group.bench_function("batch_of_100", |b| {
         b.iter_batched(
             || (0..100).map(message).collect(),
-            |batch| log.append(batch),
+            |batch| append_encoded(&log, batch),
             criterion::BatchSize::SmallInput,
         )
     });
@@ -67,7 +75,8 @@ fn encode(c: &mut Criterion) {
     let read = log.read_after(at(&log, 0), Budget { count: 10, bytes: usize::MAX });
     let mut group = c.benchmark_group("encode/10_messages");
     group.throughput(Throughput::Elements(10));
-    group.bench_function("poll_body", |b| b.iter(|| poll_body(black_box(&read))));
+    let head = PollHead { last_id: read.last_id, epoch: Some(read.epoch), ..PollHead::default() };
+    group.bench_function("poll_body", |b| b.iter(|| poll_body(black_box(&read.entries), head)));
     group.bench_function("sse_events", |b| {
         b.iter(|| {
             let mut out = bytes::BytesMut::new();
@@ -106,7 +115,7 @@ fn fan_out(c: &mut Criterion) {
         group.throughput(Throughput::Elements(subscribers));
         group.bench_with_input(BenchmarkId::from_parameter(subscribers), &subscribers, |b, &n| {
             b.iter(|| {
-                let last = log.append(vec![message(0)])[0];
+                let last = append_encoded(&log, vec![message(0)])[0];
                 for _ in 0..n {
                     black_box(log.read_after(at(&log, last - 1), BATCH));
                 }

@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,60 +11,13 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Config, POLL_BYTES_IN_FLIGHT};
+use crate::config::Config;
 use crate::error::ApiError;
-use crate::log::{Log, NewMessage};
-use crate::metrics::{Admission, Metrics};
 use crate::publish::publish;
-use crate::transport::PollBytes;
+use crate::state::AppState;
 use crate::transport::{long_poll::long_poll, short_poll::short_poll, sse::sse, ws::ws};
-
-/// Everything the handlers share, behind one `Arc`.
-#[derive(Debug)]
-pub struct AppState {
-    /// The stream.
-    pub log: Log,
-    /// Start-up settings.
-    pub config: Config,
-    /// Counters for `/status` and `/metrics`.
-    pub metrics: Metrics,
-    /// The subscriber limit.
-    pub admission: Arc<Admission>,
-    /// Cancelled when the server shuts down: every long poll and stream watches it.
-    pub shutdown: CancellationToken,
-    /// WebSocket sessions, which outlive the HTTP request that upgraded them.
-    pub tasks: TaskTracker,
-    /// The bytes all poll responses in flight may hold together.
-    pub poll_bytes: PollBytes,
-    /// Bound to a loopback address: requests must name a loopback host (see `edge`).
-    pub loopback: bool,
-}
-
-impl AppState {
-    /// Fresh state for a server with `config`, listening on `addr`.
-    pub fn new(config: Config, addr: SocketAddr) -> Arc<Self> {
-        Arc::new(AppState {
-            loopback: addr.ip().is_loopback(),
-            log: Log::new(config.history),
-            admission: Arc::new(Admission::new(config.max_connections)),
-            metrics: Metrics::new(),
-            shutdown: CancellationToken::new(),
-            tasks: TaskTracker::new(),
-            poll_bytes: PollBytes::new(POLL_BYTES_IN_FLIGHT),
-            config,
-        })
-    }
-
-    /// Appends validated messages and counts them.
-    pub fn append(&self, messages: Vec<NewMessage>) -> Vec<u64> {
-        let ids = self.log.append(messages);
-        self.metrics.published.inc_by(ids.len() as u64);
-        ids
-    }
-}
 
 /// The HTTP API. A function, so tests can drive it without a socket.
 pub fn app(state: Arc<AppState>) -> Router {

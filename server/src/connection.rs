@@ -5,7 +5,8 @@
 //!   the kernel's accept queue fills and new clients hang with no answer at all);
 //! - a connection must start its request within `--request-timeout`;
 //! - a fresh connection whose first request is a `GET /sse` is handed to the SSE
-//!   transport, which writes the stream onto the socket itself ([`sse::take_over`]);
+//!   transport, which writes the stream onto the socket itself (the take-over hook,
+//!   `transport::take_over`);
 //!   every other connection is served by hyper and the router, through [`Guarded`].
 //!
 //! This is what `axum::serve` does (HTTP/1 with upgrades for WebSocket, Nagle off,
@@ -28,10 +29,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
 use tokio_util::task::TaskTracker;
 
-use crate::app::AppState;
 use crate::config::RETRY_AFTER_SECONDS;
 use crate::error::ApiError;
-use crate::transport::sse;
+use crate::state::AppState;
+use crate::transport;
 
 /// Accepts until the server shuts down; each connection runs in a task of `connections`.
 pub(crate) async fn accept(
@@ -113,9 +114,15 @@ fn refuse(tcp: TcpStream, limit: usize) {
 async fn serve(tcp: TcpStream, app: Arc<AppState>, router: Router, place: OpenSocket) {
     let _place = place;
     let request_timeout = app.config.request_timeout;
+    // A silent connection is closed between 1 and 1.25 request timeouts, at random:
+    // thousands of idle sockets opened together (a reconnect storm, or an attack that
+    // reopens each socket the moment it is closed) then close spread over a few seconds
+    // instead of all in the same millisecond, so they never come back as one burst of
+    // accepts that delays every other client (the abuse run, results/*-abuse).
+    let first_request = request_timeout.mul_f64(1.0 + 0.25 * fastrand::f64());
     let direct = tokio::select! {
         _ = app.shutdown.cancelled() => return,
-        direct = tokio::time::timeout(request_timeout, sse::take_over(&tcp, &app)) => match direct {
+        direct = tokio::time::timeout(first_request, transport::take_over(&tcp, &app)) => match direct {
             // A connection that sends nothing is closed, as hyper closes one whose head
             // does not arrive in time.
             Err(_) => return,

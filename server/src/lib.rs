@@ -8,38 +8,47 @@
 //!
 //! # Layout
 //!
-//! Read in this order, from the bottom of the stack up:
+//! Read in this order, from the bottom of the stack up; each module uses only the ones
+//! above it in this list (and `pushlab-protocol`, which owns what goes on the wire):
 //!
-//! - [`log`]: the stream. Append-only, ids 1, 2, 3 …, bounded retention; each message
-//!   encoded once and shared by every delivery.
-//! - [`transport`]: one file per transport, each reading the log through its own cursor
-//!   (`short_poll.rs`, `long_poll.rs`, `sse.rs`, `ws.rs`).
-//! - [`publish`]: `POST /publish` and the validation WebSocket publishing shares.
-//! - [`params`]: query parameters (`since`, `limit`, `timeout`) with clear errors.
+//! - [`config`]: the settings, the constants behind them, and the checks at start-up.
 //! - [`error`]: every refusal as a status code and a JSON body.
-//! - [`metrics`]: `/status`, `/metrics` (Prometheus) and the subscriber limit.
-//! - [`config`]: the settings and the constants behind them.
+//! - [`log`]: the stream. Append-only, ids 1, 2, 3 … of one epoch, bounded retention:
+//!   a ring, ids and wake-ups.
+//! - [`message`]: a message as published and as stored, encoded once (JSON and SSE) and
+//!   shared by every delivery.
+//! - [`metrics`]: the counters of `/status` and `/metrics`.
+//! - [`admission`]: the subscriber limit and the poll-bytes budget, as guards.
+//! - [`state`]: [`AppState`], what every handler shares.
+//! - [`params`]: query parameters (`since`, `limit`, `timeout`) with clear errors.
+//! - [`publish`]: `POST /publish` and the validation WebSocket publishing shares.
+//! - [`transport`]: one file per transport, each reading the log through its own cursor
+//!   (`short_poll.rs`, `long_poll.rs`, `sse/`, `ws.rs`), and the cursor they share.
+//! - `edge`: what every request passes through: the Host check, CORS, counting refusals.
+//! - `connection`: the accept loop: the socket limit, the request timeout, the write
+//!   deadline, and the take-over hook that lets SSE write a fresh connection itself.
 //! - [`app`]: the router, and [`run`] which serves it and shuts it down promptly.
-//! - `edge`: what every request passes through: CORS and counting refusals.
-//! - `connection`: the accept loop, which hands a fresh `GET /sse` connection to the SSE
-//!   transport and every other connection to hyper.
 //!
 //! # Using it
 //!
 //! `pushlab serve` runs it. Tests bind `127.0.0.1:0` and call [`run`] with their own
 //! shutdown future, driving the real server in-process.
 
+pub mod admission;
 pub mod app;
 pub mod config;
 mod connection;
 mod edge;
 pub mod error;
 pub mod log;
+pub mod message;
 pub mod metrics;
 pub mod params;
 pub mod publish;
+pub mod state;
 pub mod transport;
 
-pub use app::{app, raise_fd_limit, run, AppState};
+pub use app::{app, raise_fd_limit, run};
 pub use config::Config;
+pub use state::AppState;
 pub use transport::Transport;

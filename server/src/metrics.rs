@@ -1,10 +1,8 @@
-//! Counters for `/status` and `/metrics`, and the subscriber limit.
+//! Counters for `/status` and `/metrics`.
 //!
 //! Metrics are registered once with `prometheus-client` and each transport gets its own
 //! pre-resolved handles, so the hot path is one atomic add, never a label lookup.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -14,8 +12,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
 
-use crate::error::ApiError;
-use crate::transport::Transport;
+use pushlab_protocol::Transport;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TransportLabel {
@@ -178,46 +175,4 @@ pub struct PerTransport {
     long_poll: u64,
     sse: u64,
     ws: u64,
-}
-
-/// Admission control: at most `limit` subscribers at once, across all transports.
-#[derive(Debug)]
-pub struct Admission {
-    limit: usize,
-    current: AtomicUsize,
-}
-
-impl Admission {
-    /// Admits up to `limit` subscribers at once.
-    pub fn new(limit: usize) -> Self {
-        Admission { limit, current: AtomicUsize::new(0) }
-    }
-
-    /// Admits one subscriber of `transport`, or refuses with 503. The returned guard
-    /// holds the place until dropped: at the end of a poll request, or when a stream
-    /// closes.
-    pub fn admit(self: &Arc<Self>, transport: &TransportMetrics) -> Result<Admitted, ApiError> {
-        let previous = self.current.fetch_add(1, Ordering::AcqRel);
-        if previous >= self.limit {
-            self.current.fetch_sub(1, Ordering::AcqRel);
-            return Err(ApiError::too_many_connections(self.limit));
-        }
-        transport.requests.inc();
-        transport.subscribers.inc();
-        Ok(Admitted { admission: Arc::clone(self), subscribers: transport.subscribers.clone() })
-    }
-}
-
-/// A place held by one subscriber.
-#[derive(Debug)]
-pub struct Admitted {
-    admission: Arc<Admission>,
-    subscribers: Gauge,
-}
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        self.admission.current.fetch_sub(1, Ordering::AcqRel);
-        self.subscribers.dec();
-    }
 }

@@ -16,13 +16,13 @@ use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::app::AppState;
 use crate::config::{Config, PUBLISH_BATCH_MAX};
 use crate::error::ApiError;
-use crate::log::{compact_json, NewMessage};
+use crate::message::{compact_json, NewMessage};
+use crate::state::AppState;
+use pushlab_protocol::notice::RESERVED_TYPES;
+use pushlab_protocol::ws::Field;
 
-/// Types the server uses for its own notices; a message may not pretend to be one.
-const RESERVED_TYPES: [&str; 7] = ["gap", "reset", "error", "pong", "published", "shutdown", "hello"];
 const MAX_TYPE_LEN: usize = 64;
 
 /// `POST /publish` → `201 {"id": N}`, or for a batch `201 {"ids": [...]}`.
@@ -133,17 +133,6 @@ fn is_json(headers: &HeaderMap) -> bool {
     };
     let essence = value.split(';').next().unwrap_or("").trim();
     essence.eq_ignore_ascii_case("application/json")
-}
-
-/// A field that may be absent, kept as the raw JSON text it was sent as. Unlike
-/// `Option<&RawValue>`, a field that is present and `null` is kept (as `null`).
-#[derive(Default)]
-pub struct Field<'a>(pub Option<&'a RawValue>);
-
-impl<'de: 'a, 'a> Deserialize<'de> for Field<'a> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        <&RawValue>::deserialize(deserializer).map(|raw| Field(Some(raw)))
-    }
 }
 
 /// Checks one `{"type"?: string, "data": any}` and turns it into a message to append.

@@ -46,7 +46,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
 use indicatif::ProgressBar;
-use pushlab_server::Transport;
+use pushlab_protocol::Transport;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -258,7 +258,7 @@ pub async fn run(options: &AbuseOptions, progress: Progress<'_>) -> anyhow::Resu
     if options.rss_safety_bytes <= options.rss_bound_bytes {
         bail!("the RSS safety limit must be above the bound (--rss-safety > --rss-bound)");
     }
-    let fd_limit = pushlab_server::raise_fd_limit();
+    let fd_limit = crate::process::raise_fd_limit();
     let needed = options.descriptors_needed();
     if fd_limit < needed {
         bail!(

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
-use pushlab_server::Transport;
+use pushlab_protocol::Transport;
 use serde::{Deserialize, Serialize};
 
 use super::idle_sockets::IdleSocketsOutcome;

@@ -1,5 +1,5 @@
-//! `pushlab claims`: every claim of `../shared/CLAIMS.md` checked against measurements,
-//! written as `docs/claims.md`.
+//! `pushlab claims`: every claim of the seed documents (`docs/seed-claims.md`) checked
+//! against measurements, written as `docs/claims.md`.
 //!
 //! Two steps, so the document is always regenerated from data, never hand-typed:
 //!

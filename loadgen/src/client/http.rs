@@ -1,9 +1,10 @@
 //! A minimal HTTP/1.1 client connection (hyper) over a byte-counting socket, reused
 //! between requests like a browser's keep-alive connection.
 //!
-//! reqwest cannot report socket bytes, so the publisher (and the "bidirectional"
-//! measurement's POSTs) use hyper's connection API directly with a [`CountingStream`]
-//! underneath. Subscribers use the leaner `lean_http.rs`.
+//! reqwest cannot report socket bytes, so the "bidirectional" measurement's POSTs
+//! (`upstream.rs`) use hyper's connection API directly with a [`CountingStream`]
+//! underneath. The publisher uses reqwest (its bytes are not counted); subscribers use
+//! the leaner `lean_http.rs`.
 
 use std::sync::atomic::Ordering;
 

@@ -2,7 +2,7 @@
 //! answered with a `content-length` body (the pollers) or a chunked stream that never
 //! ends (SSE).
 //!
-//! Why not hyper (which the publisher uses, see `http.rs`): a hyper client connection
+//! Why not hyper (which the "bidirectional" POSTs use, see `http.rs`): a hyper client connection
 //! runs in a task of its own, so every request, and every chunk of a stream, hops between
 //! two tasks (and often two threads), and each request builds a header map. Subscribers
 //! do little else, and with hyper the load generator spent more CPU per message than the

@@ -10,7 +10,8 @@
 //! | WebSocket | `ws.rs` | one upgraded connection, `tokio-tungstenite` |
 //!
 //! The pollers and the SSE client share `lean_http.rs`, a lean keep-alive HTTP/1.1
-//! connection; the publisher uses hyper's connection API (`http.rs`).
+//! connection; the "bidirectional" POSTs (`upstream.rs`) use hyper's connection API
+//! (`http.rs`), and the publisher uses reqwest (its bytes are not counted).
 //!
 //! Every client reconnects after an error and resumes from its cursor, so a dropped
 //! connection shows up as reconnects, not as lost messages.
@@ -27,9 +28,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pushlab_server::Transport;
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use pushlab_protocol::poll::PollBody;
+use pushlab_protocol::Transport;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -68,6 +68,21 @@ pub struct ClientSettings {
     pub drop_every: Option<Duration>,
 }
 
+impl ClientSettings {
+    /// One keep-alive client that polls every `poll_interval` from its first instant
+    /// and never drops its connection: the client of `pushlab trace`, the upstream
+    /// probe and the tests.
+    pub fn plain(poll_interval: Duration) -> ClientSettings {
+        ClientSettings {
+            poll_interval,
+            poll_offset: Duration::ZERO,
+            long_poll_timeout: Duration::from_secs(30),
+            keepalive: true,
+            drop_every: None,
+        }
+    }
+}
+
 /// One subscriber's connection to the measurement: its cursor and where its events go.
 #[derive(Debug)]
 pub struct Session {
@@ -103,6 +118,21 @@ pub enum ClientError {
 }
 
 impl Session {
+    /// A session for `target` that starts from the beginning of the stream (cursor 0,
+    /// epoch unknown), timed from `epoch`; `recorder` receives what it gets.
+    pub fn new(target: Target, settings: ClientSettings, recorder: Recorder, epoch: Instant) -> Session {
+        Session {
+            target,
+            settings,
+            live: Arc::default(),
+            recorder,
+            cursor: 0,
+            stream_epoch: None,
+            stop: CancellationToken::new(),
+            epoch,
+        }
+    }
+
     /// Follows the stream with `transport` until stopped, reconnecting after errors.
     pub async fn run(mut self, transport: Transport) -> Session {
         // After an error, wait a little before reconnecting, like every real client
@@ -191,23 +221,13 @@ impl Session {
         }
     }
 
-    /// A poll body `{"messages":[...],"last_id":..,"epoch":..,"missed"?:..,"reset"?:..}`.
+    /// A poll body ([`pushlab_protocol::poll`]).
     pub fn poll_body(&mut self, body: &[u8]) -> anyhow::Result<()> {
-        #[derive(Deserialize)]
-        struct PollBody<'a> {
-            #[serde(borrow)]
-            messages: Vec<&'a RawValue>,
-            #[serde(default)]
-            epoch: Option<&'a str>,
-            #[serde(default)]
-            missed: u64,
-            #[serde(default)]
-            reset: bool,
-        }
         let body: PollBody = serde_json::from_slice(body)?;
+        let epoch = body.epoch.map(|e| e.to_string());
         if body.reset {
-            self.reset(body.epoch);
-        } else if let Some(epoch) = body.epoch {
+            self.reset(epoch.as_deref());
+        } else if let Some(epoch) = &epoch {
             self.epoch_is(epoch);
         }
         if body.missed > 0 {

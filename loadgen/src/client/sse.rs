@@ -6,18 +6,10 @@ use anyhow::Context;
 use bytes::Bytes;
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt, TryStreamExt};
-use serde::Deserialize;
+use pushlab_protocol::Notice;
 
 use super::lean_http::LeanConnection;
 use super::{ClientError, Session};
-
-#[derive(Deserialize)]
-struct Notice {
-    #[serde(default)]
-    missed: u64,
-    #[serde(default)]
-    epoch: Option<String>,
-}
 
 /// Follows the event stream until stopped or the stream ends.
 pub async fn run(session: &mut Session) -> Result<(), ClientError> {
@@ -40,9 +32,11 @@ pub async fn run(session: &mut Session) -> Result<(), ClientError> {
             Some(event) => event.context("reading the event stream")?,
         };
         match event.event.as_str() {
-            "gap" => session.gap(serde_json::from_str::<Notice>(&event.data).context("gap notice")?.missed),
-            "reset" => session
-                .reset(serde_json::from_str::<Notice>(&event.data).context("reset notice")?.epoch.as_deref()),
+            "gap" | "reset" => match serde_json::from_str::<Notice>(&event.data).context("a notice")? {
+                Notice::Gap { missed } => session.gap(missed),
+                Notice::Reset { epoch, .. } => session.reset(Some(&epoch.to_string())),
+                _ => {}
+            },
             "shutdown" => return Err(anyhow::anyhow!("the server is shutting down").into()),
             _ => {
                 // A message's id is `EPOCH-ID`: what `Last-Event-ID` would carry.

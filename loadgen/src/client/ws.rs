@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use futures_util::StreamExt;
+use pushlab_protocol::Notice;
 use serde::Deserialize;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
@@ -11,16 +12,11 @@ use super::http::connect;
 use super::{ClientError, Session};
 use crate::wire::CountingStream;
 
+/// What a frame is, read from its `id` (only messages have one) and `type`.
 #[derive(Deserialize)]
-struct Frame {
+struct Header {
     #[serde(default)]
     id: Option<u64>,
-    #[serde(rename = "type", default)]
-    kind: String,
-    #[serde(default)]
-    missed: u64,
-    #[serde(default)]
-    epoch: Option<String>,
 }
 
 /// Small buffers: thousands of these run in one process.
@@ -53,16 +49,16 @@ pub async fn run(session: &mut Session) -> Result<(), ClientError> {
                 _ => continue,
             },
         };
-        let header: Frame = serde_json::from_str(text.as_str()).context("frame is not JSON")?;
-        match (header.id, header.kind.as_str()) {
-            (Some(_), _) => session.deliver(text.as_str())?,
-            (None, "gap") => session.gap(header.missed),
-            (None, "reset") => session.reset(header.epoch.as_deref()),
-            (None, "hello") => {
-                if let Some(epoch) = &header.epoch {
-                    session.epoch_is(epoch)
-                }
-            }
+        let header: Header = serde_json::from_str(text.as_str()).context("frame is not JSON")?;
+        if header.id.is_some() {
+            session.deliver(text.as_str())?;
+            continue;
+        }
+        // Not a message: a notice, or a reply this client never asked for.
+        match serde_json::from_str::<Notice>(text.as_str()) {
+            Ok(Notice::Gap { missed }) => session.gap(missed),
+            Ok(Notice::Reset { epoch, .. }) => session.reset(Some(&epoch.to_string())),
+            Ok(Notice::Hello { epoch, .. }) => session.epoch_is(&epoch.to_string()),
             _ => {}
         }
     }

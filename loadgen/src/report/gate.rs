@@ -2,21 +2,18 @@
 //! terminal and Markdown, and JUnit XML for CI systems.
 
 use crate::gate::{Outcome, Stat, Verdict};
+use crate::results::Unit;
 
+/// A value in its metric's unit, from the metric registry.
 fn value(metric: &str, stat: Option<Stat>) -> String {
     let Some(s) = stat else { return "n/a".into() };
-    let one = |v: f64| {
-        if metric.ends_with("_ms") {
-            super::ms(v)
-        } else if metric.contains("bytes") {
-            format!("{v:.1} B")
-        } else if metric.contains("_us_") {
-            format!("{v:.2} µs")
-        } else if v.fract() == 0.0 {
-            format!("{v:.0}")
-        } else {
-            format!("{v:.3}")
-        }
+    let unit = crate::gate::metric_of(metric).map(|m| m.unit);
+    let one = |v: f64| match unit {
+        Some(Unit::Ms) => super::ms(v),
+        Some(Unit::Bytes) => format!("{v:.1} B"),
+        Some(Unit::Us) => format!("{v:.2} µs"),
+        _ if v.fract() == 0.0 => format!("{v:.0}"),
+        _ => format!("{v:.3}"),
     };
     let (low, high) = (one(s.min), one(s.max));
     if s.runs > 1 && low != high {
@@ -49,27 +46,9 @@ const HEADERS: [&str; 6] = ["metric", "baseline", "now", "change", "limit", "ver
 
 /// Aligned text, then a line saying how many failed.
 pub fn terminal(outcomes: &[Outcome], runs: usize) -> String {
-    let rows: Vec<[String; 6]> = outcomes.iter().map(cells).collect();
-    let widths: Vec<usize> = (0..6)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([HEADERS[i].len()]).max().unwrap_or(0))
-        .collect();
-    let line = |cells: Vec<&str>| {
-        cells
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    let mut out = line(HEADERS.to_vec()) + "\n";
-    for row in &rows {
-        out += &line(row.iter().map(String::as_str).collect());
-        out += "\n";
-    }
-    out += &summary(outcomes, runs);
-    out
+    let mut rows: Vec<Vec<String>> = vec![HEADERS.map(String::from).to_vec()];
+    rows.extend(outcomes.iter().map(|o| cells(o).to_vec()));
+    super::align(&rows.iter().map(Vec::as_slice).collect::<Vec<_>>()) + &summary(outcomes, runs)
 }
 
 fn summary(outcomes: &[Outcome], runs: usize) -> String {
@@ -85,14 +64,17 @@ fn summary(outcomes: &[Outcome], runs: usize) -> String {
 pub fn markdown(outcomes: &[Outcome], runs: usize) -> String {
     let failed = outcomes.iter().any(|o| o.verdict == Verdict::Fail);
     let mut out = format!("## pushlab bench: {}\n\n", if failed { "regression" } else { "no regression" });
-    out += &format!("| {} |\n|{}\n", HEADERS.join(" | "), " --- |".repeat(6));
-    for o in outcomes {
-        let mut c = cells(o);
-        if o.verdict == Verdict::Fail {
-            c[5] = "**FAIL**".into();
-        }
-        out += &format!("| {} |\n", c.join(" | "));
-    }
+    let rows: Vec<Vec<String>> = outcomes
+        .iter()
+        .map(|o| {
+            let mut c = cells(o);
+            if o.verdict == Verdict::Fail {
+                c[5] = "**FAIL**".into();
+            }
+            c.to_vec()
+        })
+        .collect();
+    out += &super::markdown_table(&HEADERS.map(String::from), &rows);
     out += "\n";
     out += &summary(outcomes, runs);
     out

@@ -6,12 +6,26 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
+use pushlab_protocol::Transport;
+
 use crate::results::Results;
 use crate::run::decode_histogram;
 
-/// One colour per transport, in run order (shared by every plot).
-pub(crate) const COLORS: [RGBColor; 4] =
-    [RGBColor(214, 39, 40), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(31, 119, 180)];
+/// One colour per transport, the same in every plot whichever transports a run has:
+/// SSE is green in the latency plot of a two-transport run and in a sweep of four.
+pub(crate) fn color(transport: Transport) -> RGBColor {
+    match transport {
+        Transport::ShortPoll => RGBColor(214, 39, 40),
+        Transport::LongPoll => RGBColor(255, 127, 14),
+        Transport::Sse => RGBColor(44, 160, 44),
+        Transport::Ws => RGBColor(31, 119, 180),
+    }
+}
+
+/// [`color`] by transport name (saved find-max curves name theirs); grey if unknown.
+pub(crate) fn color_named(name: &str) -> RGBColor {
+    name.parse().map_or(RGBColor(120, 120, 120), color)
+}
 
 pub(crate) fn draw_error(e: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("drawing a plot: {e}")
@@ -59,7 +73,7 @@ pub fn latency_percentiles(results: &Results, path: &Path) -> anyhow::Result<()>
                 (1.0 / (1.0 - q), ms)
             })
             .collect();
-        series.push((t.transport.name(), points));
+        series.push((t.transport, points));
     }
     if series.is_empty() {
         return Ok(());
@@ -67,9 +81,13 @@ pub fn latency_percentiles(results: &Results, path: &Path) -> anyhow::Result<()>
     let mut chart = ChartBuilder::on(&root)
         .caption("Delivery latency by percentile (from intended publish time)", ("sans-serif", 20))
         .margin(15)
+        // Room on the right for the last tick's label, "99.99%", centred on the edge.
+        .margin_right(40)
         .x_label_area_size(45)
         .y_label_area_size(70)
-        .build_cartesian_2d((1.0f64..10_000.0).log_scale(), (lo * 0.8..hi * 1.25).log_scale())
+        // Headroom above the highest curve (×5 on the log axis) for the legend, which
+        // would otherwise cover the short-poll line.
+        .build_cartesian_2d((1.0f64..10_000.0).log_scale(), (lo * 0.8..hi * 5.0).log_scale())
         .map_err(draw_error)?;
     chart
         .configure_mesh()
@@ -79,12 +97,12 @@ pub fn latency_percentiles(results: &Results, path: &Path) -> anyhow::Result<()>
         .y_label_formatter(&|y| format!("{y}"))
         .draw()
         .map_err(draw_error)?;
-    for (i, (name, points)) in series.into_iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+    for (transport, points) in series {
+        let color = color(transport);
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))
             .map_err(draw_error)?
-            .label(name)
+            .label(transport.name())
             .legend(move |(x, y)| legend_mark(x, y, color));
     }
     draw_legend(&mut chart)?;
@@ -132,7 +150,7 @@ pub fn cost_per_message(results: &Results, path: &Path) -> anyhow::Result<()> {
             .map_err(draw_error)?;
         chart
             .draw_series(values.iter().enumerate().map(|(i, v)| {
-                let color = COLORS[i % COLORS.len()];
+                let color = color(results.transports[i].transport);
                 Rectangle::new(
                     [(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), *v)],
                     color.mix(0.8).filled(),
@@ -149,17 +167,19 @@ pub fn cost_per_message(results: &Results, path: &Path) -> anyhow::Result<()> {
 /// transport. Both y axes are logarithmic: polling and push differ by orders of magnitude.
 pub fn sweep(runs: &[Results], path: &Path) -> anyhow::Result<()> {
     let Some(first) = runs.first() else { return Ok(()) };
-    let poll_sweep = first.setup.workload["sweep"].as_str() == Some("poll_interval");
-    let x_of = |r: &Results| {
-        let w = &r.setup.workload;
-        if poll_sweep {
-            w["poll_interval_seconds"].as_f64().unwrap_or(0.0) * 1e3
-        } else {
-            w["network"]["rtt_ms"].as_f64().unwrap_or(0.0)
-        }
+    let workload = |r: &Results| {
+        r.setup.typed_workload().map_err(|e| anyhow::anyhow!("the saved workload does not read: {e}"))
     };
+    let poll_sweep = workload(first)?.sweep == Some(crate::workload::Sweep::PollInterval);
+    let mut xs = Vec::new();
+    for r in runs {
+        let w = workload(r)?;
+        xs.push(match poll_sweep {
+            true => w.poll_interval_seconds.as_secs_f64() * 1e3,
+            false => w.network.rtt.as_secs_f64() * 1e3,
+        });
+    }
     let x_desc = if poll_sweep { "short-poll interval (ms)" } else { "round-trip time (ms)" };
-    let xs: Vec<f64> = runs.iter().map(x_of).collect();
     let x_max = xs.iter().cloned().fold(1.0f64, f64::max) * 1.05;
     let transports: Vec<_> = first.transports.iter().map(|t| t.transport).collect();
     /// One run of the sweep, for one transport.
@@ -170,23 +190,24 @@ pub fn sweep(runs: &[Results], path: &Path) -> anyhow::Result<()> {
         idle_per_day: f64,
     }
     // (transport, its points), only where the run has the transport.
-    let series: Vec<(&str, Vec<Point>)> = transports
+    let series: Vec<(Transport, Vec<Point>)> = transports
         .iter()
         .map(|&transport| {
             let points: Vec<Point> = runs
                 .iter()
-                .filter_map(|r| {
+                .zip(&xs)
+                .filter_map(|(r, &x)| {
                     let t = r.transport(transport)?;
                     let floor = |v: f64| v.max(1e-3);
                     Some(Point {
-                        x: x_of(r),
+                        x,
                         p50: floor(t.latency.p50_ms),
                         p99: floor(t.latency.p99_ms),
                         idle_per_day: t.idle.bytes_per_client_per_day.max(1.0),
                     })
                 })
                 .collect();
-            (transport.name(), points)
+            (transport, points)
         })
         .collect();
     // The y range spanning every point's low and high value.
@@ -215,14 +236,14 @@ pub fn sweep(runs: &[Results], path: &Path) -> anyhow::Result<()> {
         .y_label_formatter(&|y| format!("{y}"))
         .draw()
         .map_err(draw_error)?;
-    for (i, (name, points)) in series.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+    for (transport, points) in &series {
+        let color = color(*transport);
         chart
             .draw_series(
                 LineSeries::new(points.iter().map(|p| (p.x, p.p50)), color.stroke_width(2)).point_size(3),
             )
             .map_err(draw_error)?
-            .label(*name)
+            .label(transport.name())
             .legend(move |(x, y)| legend_mark(x, y, color));
         chart
             .draw_series(DashedLineSeries::new(
@@ -249,8 +270,8 @@ pub fn sweep(runs: &[Results], path: &Path) -> anyhow::Result<()> {
         .y_label_formatter(&|y| super::bytes(*y))
         .draw()
         .map_err(draw_error)?;
-    for (i, (_, points)) in series.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+    for (transport, points) in &series {
+        let color = color(*transport);
         chart
             .draw_series(
                 LineSeries::new(points.iter().map(|p| (p.x, p.idle_per_day)), color.stroke_width(2))
@@ -260,4 +281,33 @@ pub fn sweep(runs: &[Results], path: &Path) -> anyhow::Result<()> {
     }
     root.present().map_err(draw_error)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed reference run.
+    fn reference() -> Results {
+        serde_json::from_str(include_str!("../../../results/2026-11-22-lab/results.json")).unwrap()
+    }
+
+    fn hex(c: RGBColor) -> String {
+        format!("#{:02X}{:02X}{:02X}", c.0, c.1, c.2)
+    }
+
+    #[test]
+    fn a_transport_has_its_colour_whatever_its_position() {
+        let dir = std::env::temp_dir().join(format!("pushlab-plots-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // SSE alone: drawn first, still in SSE's colour, never in short polling's.
+        let mut results = reference();
+        results.transports.retain(|t| t.transport == Transport::Sse);
+        latency_percentiles(&results, &dir.join("l.svg")).unwrap();
+        let svg = std::fs::read_to_string(dir.join("l.svg")).unwrap();
+        assert!(svg.contains(&hex(color(Transport::Sse))), "SSE's colour");
+        assert!(!svg.contains(&hex(color(Transport::ShortPoll))), "short polling's colour");
+        assert_eq!(color_named("sse"), color(Transport::Sse));
+        let _ = std::fs::remove_dir_all(dir);
+    }
 }

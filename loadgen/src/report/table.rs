@@ -2,10 +2,11 @@
 //! bidirectional, connection) with the figures measured behind each rating, the seed's
 //! rating beside the measured order, then the detail rows.
 
-use pushlab_server::Transport;
+use pushlab_protocol::Transport;
 
-use super::{bytes, ms};
+use super::{align, bytes, markdown_table, ms};
 use crate::results::{Results, TransportResult};
+use crate::workload::{Sweep, Workload};
 
 /// The seed's ratings for short polling, long polling and WebSocket (it has no SSE).
 const SEED: [(&str, [&str; 3]); 5] = [
@@ -30,7 +31,7 @@ pub struct Row {
 }
 
 /// Lines of code of each client in this repository (non-blank, non-comment): the
-/// measurable part of "complexity". Polls and SSE also share `client/http.rs`.
+/// measurable part of "complexity". Polls and SSE also share `client/lean_http.rs`.
 pub fn client_lines(transport: Transport) -> usize {
     let source = match transport {
         Transport::ShortPoll => include_str!("../client/short_poll.rs"),
@@ -100,7 +101,7 @@ pub fn order(
 ) -> String {
     let (text, order) = ranking(results, key, seed_smaller_first);
     let verdict = match order {
-        SeedOrder::NotComparable => "run short_poll, long_poll and ws to compare with the seed",
+        SeedOrder::NotComparable => NOT_COMPARABLE,
         SeedOrder::Holds => "seed's order holds",
         SeedOrder::HoldsWithTies => "seed's order holds in part (ties)",
         SeedOrder::DoesNotHold => "seed's order does NOT hold",
@@ -108,9 +109,20 @@ pub fn order(
     format!("{text}: {verdict}")
 }
 
+/// What a ranking says when the run lacks one of the seed's three transports.
+const NOT_COMPARABLE: &str = "run short_poll, long_poll and ws to compare with the seed";
+
 /// The rows of the comparison, in the seed's order, then the details.
 pub fn rows(results: &Results) -> Vec<Row> {
+    rows_styled(results, false)
+}
+
+/// [`rows`] with short labels and cells (`compact`), so that the terminal table of four
+/// transports fits 100 columns: labels of at most 24 characters, cells of at most 17.
+fn rows_styled(results: &Results, compact: bool) -> Vec<Row> {
     use Transport::*;
+    let label = |full: &str, short: &str| if compact { short.to_string() } else { full.to_string() };
+    let slash = if compact { "/" } else { " / " };
     let each = |f: &dyn Fn(&TransportResult) -> String| results.transports.iter().map(f).collect::<Vec<_>>();
     let seed = |aspect: &str| {
         SEED.iter().find(|(a, _)| *a == aspect).map(|(_, r)| r.join(" / ")).unwrap_or_default()
@@ -120,44 +132,49 @@ pub fn rows(results: &Results) -> Vec<Row> {
     };
     vec![
         Row {
-            aspect: "Latency (p50 / p99)".into(),
+            aspect: label("Latency (p50 / p99)", "Latency (p50/p99)"),
             seed: seed("Latency"),
-            cells: each(&|t| format!("{} / {}", ms(t.latency.p50_ms), ms(t.latency.p99_ms))),
+            cells: each(&|t| format!("{}{slash}{}", ms(t.latency.p50_ms), ms(t.latency.p99_ms))),
             verdict: order(results, |t| t.latency.p50_ms, [Ws, LongPoll, ShortPoll]),
         },
         Row {
-            aspect: "Efficiency (wire bytes per message)".into(),
+            aspect: label("Efficiency (wire bytes per message)", "Efficiency (B/message)"),
             seed: seed("Efficiency"),
             cells: each(&|t| bytes(t.traffic.bytes_per_message)),
             verdict: order(results, |t| t.traffic.bytes_per_message, [Ws, LongPoll, ShortPoll]),
         },
         Row {
-            aspect: "Complexity (client lines of code)".into(),
+            aspect: label("Complexity (client lines of code)", "Complexity (client LoC)"),
             seed: seed("Complexity"),
             cells: each(&|t| client_lines(t.transport).to_string()),
             verdict: order(results, |t| client_lines(t.transport) as f64, [ShortPoll, LongPoll, Ws]),
         },
         Row {
-            aspect: "Bidirectional (client → server send)".into(),
+            aspect: label("Bidirectional (client → server send)", "Bidirectional (send)"),
             seed: seed("Bidirectional"),
             cells: each(&|t| {
-                let how = if t.transport == Ws { "same socket" } else { "extra POST" };
-                format!("{how}, {}, {}", ms(t.upstream.p50_ms), bytes(t.upstream.bytes_per_send))
+                let (p50, size) = (ms(t.upstream.p50_ms), bytes(t.upstream.bytes_per_send));
+                match (compact, t.transport == Ws) {
+                    (false, true) => format!("same socket, {p50}, {size}"),
+                    (false, false) => format!("extra POST, {p50}, {size}"),
+                    (true, true) => format!("socket {} {}", p50.replace(' ', ""), size.replace(' ', "")),
+                    (true, false) => format!("POST {} {}", p50.replace(' ', ""), size.replace(' ', "")),
+                }
             }),
             verdict: "only ws sends on its own connection; the others need a second request".into(),
         },
         Row {
-            aspect: "Connection (server memory per client)".into(),
+            aspect: label("Connection (server memory per client)", "Connection (mem/client)"),
             seed: seed("Connection"),
             cells: each(&|t| server(t, &|s| bytes(s.memory_per_client_bytes.max(0.0)))),
             verdict: "every client here holds a keep-alive connection; see docs".into(),
         },
         Row {
-            aspect: "Delivered / lost / dup / reordered".into(),
+            aspect: label("Delivered / lost / dup / reordered", "Delivered/lost/dup/reord"),
             seed: String::new(),
             cells: each(&|t| {
                 let d = &t.delivery;
-                format!("{} / {} / {} / {}", d.delivered, d.lost, d.duplicated, d.reordered)
+                [d.delivered, d.lost, d.duplicated, d.reordered].map(|n| n.to_string()).join(slash)
             }),
             verdict: if results.transports.iter().all(|t| t.delivery.lost == 0 && t.delivery.duplicated == 0)
             {
@@ -167,7 +184,7 @@ pub fn rows(results: &Results) -> Vec<Row> {
             },
         },
         Row {
-            aspect: "Requests per message (empty %)".into(),
+            aspect: label("Requests per message (empty %)", "Requests/message (empty)"),
             seed: String::new(),
             cells: each(&|t| {
                 let empty = 100.0 * t.traffic.empty_responses as f64 / t.traffic.requests.max(1) as f64;
@@ -176,25 +193,26 @@ pub fn rows(results: &Results) -> Vec<Row> {
             verdict: String::new(),
         },
         Row {
-            aspect: "Idle cost per client per day".into(),
+            aspect: label("Idle cost per client per day", "Idle per client per day"),
             seed: String::new(),
             cells: each(&|t| {
-                format!(
-                    "{} ({:.2} req/s)",
-                    bytes(t.idle.bytes_per_client_per_day),
-                    t.idle.requests_per_client_per_second
-                )
+                let (day, rate) =
+                    (bytes(t.idle.bytes_per_client_per_day), t.idle.requests_per_client_per_second);
+                match compact {
+                    false => format!("{day} ({rate:.2} req/s)"),
+                    true => format!("{day}, {rate:.2}/s"),
+                }
             }),
             verdict: "measured idle rate × 86,400 s".into(),
         },
         Row {
-            aspect: "Server CPU per delivery".into(),
+            aspect: label("Server CPU per delivery", "Server CPU/delivery"),
             seed: String::new(),
             cells: each(&|t| server(t, &|s| format!("{:.1} µs", s.cpu_us_per_message))),
             verdict: String::new(),
         },
         Row {
-            aspect: "Load generator CPU per message".into(),
+            aspect: label("Load generator CPU per message", "Load gen. CPU/message"),
             seed: String::new(),
             cells: each(&|t| format!("{:.1} µs", t.loadgen.cpu_us_per_message)),
             verdict: String::new(),
@@ -216,20 +234,22 @@ fn cells(row: &Row) -> Vec<String> {
     c
 }
 
+/// Width the terminal table fits in.
+pub const TERMINAL_WIDTH: usize = 100;
+
 /// The table as aligned text for a terminal: one column per transport, and under each
-/// compared aspect the seed's rating and the measured order, so it fits ~110 columns.
+/// compared aspect the seed's rating and the measured order, in [`TERMINAL_WIDTH`]
+/// columns. A hint that would repeat under several rows is printed once, at the end.
 pub fn terminal(results: &Results) -> String {
-    let mut lines: Vec<Vec<String>> = Vec::new();
-    let mut notes: Vec<Option<String>> = Vec::new();
+    let mut lines: Vec<Line> = Vec::new();
     let mut header = vec![String::new()];
     header.extend(results.transports.iter().map(|t| t.transport.name().to_string()));
-    lines.push(header);
-    notes.push(None);
-    for row in rows(results) {
+    lines.push(Line::Cells(header));
+    let mut hint = None;
+    for row in rows_styled(results, true) {
         let mut line = vec![row.aspect.clone()];
         line.extend(row.cells.iter().cloned());
-        lines.push(line);
-        notes.push(None);
+        lines.push(Line::Cells(line));
         if !row.seed.is_empty() {
             let ratings: Vec<&str> = row.seed.split(" / ").collect();
             let mut seed_line = vec!["  seed says".to_string()];
@@ -242,39 +262,96 @@ pub fn terminal(results: &Results) -> String {
                 }
                 .to_string()
             }));
-            lines.push(seed_line);
-            notes.push(None);
+            lines.push(Line::Cells(seed_line));
         }
-        if !row.verdict.is_empty() {
-            lines.push(Vec::new());
-            notes.push(Some(format!("  → {}", row.verdict)));
+        let mut verdict = row.verdict.clone();
+        if let Some(ranking) = verdict.strip_suffix(&format!(": {NOT_COMPARABLE}")) {
+            hint = Some(NOT_COMPARABLE);
+            // With one transport the ranking is its name alone: nothing to say.
+            verdict = if results.transports.len() > 1 { ranking.to_string() } else { String::new() };
+        }
+        if !verdict.is_empty() {
+            lines.push(Line::Note(format!("  → {verdict}")));
         }
     }
-    let columns = lines.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|i| lines.iter().filter_map(|l| l.get(i)).map(|c| c.chars().count()).max().unwrap_or(0))
-        .collect();
+    if let Some(hint) = hint {
+        lines.push(Line::Note(format!("  ({hint})")));
+    }
     let mut out = String::new();
-    for (line, note) in lines.iter().zip(&notes) {
-        let text = match note {
-            Some(note) => note.clone(),
-            None => line.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  "),
-        };
-        out += text.trim_end();
+    let rows: Vec<&Vec<String>> =
+        lines.iter().filter_map(|l| if let Line::Cells(c) = l { Some(c) } else { None }).collect();
+    let aligned = align(&rows.iter().map(|r| r.as_slice()).collect::<Vec<_>>());
+    let mut aligned = aligned.lines();
+    for line in &lines {
+        match line {
+            Line::Cells(_) => out += aligned.next().unwrap_or_default(),
+            Line::Note(note) => out += &wrap(note, TERMINAL_WIDTH, "    "),
+        }
         out += "\n";
     }
     out
 }
 
+/// A line of the terminal table: cells aligned in columns, or a note across them.
+enum Line {
+    Cells(Vec<String>),
+    Note(String),
+}
+
+/// Wraps `text` at spaces to lines of at most `width` characters, continuing with
+/// `indent`.
+fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let mut out = String::new();
+    // The text's own indentation is kept on its first line.
+    let body = text.trim_start_matches(' ');
+    let mut line = text[..text.len() - body.len()].to_string();
+    for word in body.split(' ') {
+        if !line.trim().is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            out += line.trim_end();
+            out += "\n";
+            line = indent.to_string();
+        } else if !line.trim().is_empty() {
+            line.push(' ');
+        }
+        line += word;
+    }
+    out + line.trim_end()
+}
+
+/// The workload in one sentence, for `summary.md` and `index.html`. Numbers print as
+/// they are saved in results.json (`10.0`, `0.5`).
+pub fn workload_line(results: &Results) -> String {
+    let w = match results.setup.typed_workload() {
+        Ok(w) => w,
+        Err(e) => return format!("(the saved workload does not read: {e})"),
+    };
+    let s = |d: std::time::Duration| format!("{:?}", d.as_secs_f64());
+    format!(
+        "{} clients, {:?} messages/s, {}-byte payload, {} s measured after {} s warm-up, {} s idle, \
+         poll interval {} s, long-poll timeout {} s{}",
+        w.clients,
+        w.rate_per_second,
+        w.payload_bytes,
+        s(w.duration_seconds),
+        s(w.warmup_seconds),
+        s(w.idle_seconds),
+        s(w.poll_interval_seconds),
+        s(w.long_poll_timeout_seconds),
+        // A target's heartbeat is its own and not recorded (read back as zero).
+        match w.heartbeat_seconds.is_zero() {
+            true => String::new(),
+            false => format!(", heartbeat {} s", s(w.heartbeat_seconds)),
+        },
+    )
+}
+
 /// `summary.md`: the setup, the table, and the warnings.
 pub fn markdown(results: &Results) -> String {
     let s = &results.setup;
-    let w = &s.workload;
     let mut out = String::from("# pushlab results\n\n");
     out += &format!(
         "Command: `{}`  \nStarted: {} · pushlab {} · commit {}  \nMachine: {} ({} cores), kernel {}  \n\
-         Workload: {} clients, {} messages/s, {}-byte payload, {} s measured after {} s warm-up, {} s idle, \
-         poll interval {} s, long-poll timeout {} s, heartbeat {} s; server: {}\n\n",
+         Workload: {}; server: {}\n\n",
         s.command,
         s.started_at,
         s.pushlab_version,
@@ -282,23 +359,10 @@ pub fn markdown(results: &Results) -> String {
         s.machine.cpu_model,
         s.machine.cores,
         s.machine.kernel,
-        w["clients"],
-        w["rate_per_second"],
-        w["payload_bytes"],
-        w["duration_seconds"],
-        w["warmup_seconds"],
-        w["idle_seconds"],
-        w["poll_interval_seconds"],
-        w["long_poll_timeout_seconds"],
-        w["heartbeat_seconds"],
+        workload_line(results),
         s.target,
     );
-    let headers = headers(results);
-    out += &format!("| {} |\n", headers.join(" | "));
-    out += &format!("|{}\n", " --- |".repeat(headers.len()));
-    for row in rows(results) {
-        out += &format!("| {} |\n", cells(&row).join(" | "));
-    }
+    out += &markdown_table(&headers(results), &rows(results).iter().map(cells).collect::<Vec<_>>());
     if !results.warnings.is_empty() {
         out += "\nWarnings:\n\n";
         for warning in &results.warnings {
@@ -311,18 +375,19 @@ pub fn markdown(results: &Results) -> String {
 /// Condition name of a run in a sweep, for folders and headers: `rtt-50ms`,
 /// `poll-500ms`.
 pub fn condition_name(results: &Results) -> String {
-    let w = &results.setup.workload;
-    match w["condition"].as_str() {
-        Some(name) => name.to_string(),
+    match results.setup.typed_workload() {
+        Ok(Workload { condition: Some(name), .. }) => name,
         // Runs saved before sweeps had names were all round-trip-time sweeps.
-        None => format!("rtt-{}ms", w["network"]["rtt_ms"].as_f64().unwrap_or(0.0)),
+        Ok(w) => format!("rtt-{}ms", w.network.rtt.as_secs_f64() * 1e3),
+        Err(_) => "(unreadable workload)".into(),
     }
 }
 
 /// What a sweep varies, in words: "across network conditions" or "across poll intervals".
 pub fn sweep_title(runs: &[Results]) -> &'static str {
-    match runs.first().map(|r| r.setup.workload["sweep"].as_str()) {
-        Some(Some("poll_interval")) => "across poll intervals",
+    let sweep = runs.first().and_then(|r| r.setup.typed_workload().ok()).and_then(|w| w.sweep);
+    match sweep {
+        Some(Sweep::PollInterval) => "across poll intervals",
         _ => "across network conditions",
     }
 }
@@ -350,7 +415,8 @@ pub fn conditions(runs: &[Results]) -> String {
     if transports.contains(&Transport::LongPoll) {
         let mut line = vec!["long_poll in transits (mean, max)".to_string()];
         line.extend(runs.iter().map(|r| {
-            let transit = r.setup.workload["network"]["rtt_ms"].as_f64().unwrap_or(0.0) / 2.0;
+            let rtt_ms = r.setup.typed_workload().map_or(0.0, |w| w.network.rtt.as_secs_f64() * 1e3);
+            let transit = rtt_ms / 2.0;
             match (r.transport(Transport::LongPoll), transit > 0.0) {
                 (Some(t), true) => {
                     format!("{:.2} / {:.2}", t.latency.mean_ms / transit, t.latency.max_ms / transit)
@@ -360,13 +426,123 @@ pub fn conditions(runs: &[Results]) -> String {
         }));
         lines.push(line);
     }
-    let widths: Vec<usize> =
-        (0..lines[0].len()).map(|i| lines.iter().map(|l| l[i].chars().count()).max().unwrap_or(0)).collect();
-    lines
-        .iter()
-        .map(|l| {
-            let text = l.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ");
-            text.trim_end().to_string() + "\n"
-        })
-        .collect()
+    align(&lines.iter().map(Vec::as_slice).collect::<Vec<_>>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claims::verdicts::build::{of, run};
+    use Transport::{LongPoll, ShortPoll, Sse, Ws};
+
+    /// The seed's order for latency: WebSocket smallest, then long and short polling.
+    const SEED_LATENCY: [Transport; 3] = [Ws, LongPoll, ShortPoll];
+
+    /// A run whose short poll, long poll, SSE and WebSocket p50s are `p50`.
+    fn latencies(p50: [f64; 4]) -> Results {
+        let mut results = run(0.0);
+        for (transport, value) in Transport::ALL.into_iter().zip(p50) {
+            of(&mut results, transport).latency.p50_ms = value;
+        }
+        results
+    }
+
+    fn rank(results: &Results) -> (String, SeedOrder) {
+        ranking(results, |t| t.latency.p50_ms, SEED_LATENCY)
+    }
+
+    #[test]
+    fn a_strict_order_in_the_seeds_direction_holds() {
+        let results = latencies([250.0, 10.0, 4.0, 2.0]);
+        assert_eq!(rank(&results), ("ws < sse < long_poll < short_poll".into(), SeedOrder::Holds));
+        assert_eq!(
+            order(&results, |t| t.latency.p50_ms, SEED_LATENCY),
+            "ws < sse < long_poll < short_poll: seed's order holds"
+        );
+    }
+
+    #[test]
+    fn the_reversed_order_does_not_hold() {
+        let results = latencies([2.0, 10.0, 4.0, 250.0]);
+        assert_eq!(rank(&results), ("short_poll < sse < long_poll < ws".into(), SeedOrder::DoesNotHold));
+        assert!(order(&results, |t| t.latency.p50_ms, SEED_LATENCY).ends_with(": seed's order does NOT hold"));
+    }
+
+    #[test]
+    fn figures_within_tie_are_one_tier_and_hold_only_with_ties() {
+        // SSE and WebSocket within TIE of each other: one tier, their order unknown.
+        let results = latencies([250.0, 10.0, 2.0 * (1.0 + TIE), 2.0]);
+        assert_eq!(rank(&results), ("ws ≈ sse < long_poll < short_poll".into(), SeedOrder::Holds));
+        // Long polling within TIE of WebSocket: the seed's "Medium < Low" is a tie.
+        let results = latencies([250.0, 2.0 * (1.0 + TIE), 100.0, 2.0]);
+        assert_eq!(rank(&results), ("ws ≈ long_poll < sse < short_poll".into(), SeedOrder::HoldsWithTies));
+        assert!(order(&results, |t| t.latency.p50_ms, SEED_LATENCY)
+            .ends_with(": seed's order holds in part (ties)"));
+        // Just over TIE: two tiers.
+        let results = latencies([250.0, 2.0 * (1.0 + TIE) + 0.01, 100.0, 2.0]);
+        assert_eq!(rank(&results).1, SeedOrder::Holds);
+        // All four equal: one tier.
+        assert_eq!(rank(&latencies([5.0; 4])).1, SeedOrder::HoldsWithTies);
+    }
+
+    #[test]
+    fn a_tier_is_measured_from_its_smallest_figure() {
+        // 1.1 is within TIE of 1.0; 1.2 is within TIE of 1.1 but not of 1.0, so it starts
+        // a tier of its own: ties do not chain.
+        let results = latencies([1.2, 1.1, 9.0, 1.0]);
+        assert_eq!(rank(&results), ("ws ≈ long_poll < short_poll < sse".into(), SeedOrder::HoldsWithTies));
+    }
+
+    #[test]
+    fn a_run_without_one_of_the_three_is_not_comparable() {
+        let mut results = latencies([250.0, 10.0, 4.0, 2.0]);
+        results.transports.retain(|t| t.transport != LongPoll);
+        assert_eq!(rank(&results), ("ws < sse < short_poll".into(), SeedOrder::NotComparable));
+        assert_eq!(
+            order(&results, |t| t.latency.p50_ms, SEED_LATENCY),
+            "ws < sse < short_poll: run short_poll, long_poll and ws to compare with the seed"
+        );
+        // SSE is not in the seed's table: without it the order still compares.
+        let mut results = latencies([250.0, 10.0, 4.0, 2.0]);
+        results.transports.retain(|t| t.transport != Sse);
+        assert_eq!(rank(&results).1, SeedOrder::Holds);
+        // No transport at all.
+        results.transports.clear();
+        assert_eq!(rank(&results), (String::new(), SeedOrder::NotComparable));
+    }
+}
+
+#[cfg(test)]
+mod terminal_tests {
+    use super::*;
+
+    /// The committed reference run: four transports with real figures.
+    fn reference() -> Results {
+        serde_json::from_str(include_str!("../../../results/2026-11-22-lab/results.json")).unwrap()
+    }
+
+    #[test]
+    fn the_terminal_table_of_four_transports_fits_100_columns() {
+        let text = terminal(&reference());
+        for line in text.lines() {
+            assert!(line.chars().count() <= TERMINAL_WIDTH, "{} columns: {line}", line.chars().count());
+        }
+        assert!(text.contains("  → ws ≈ sse < long_poll < short_poll: seed's order holds"), "{text}");
+    }
+
+    #[test]
+    fn a_single_transport_run_gives_the_seed_hint_once() {
+        let mut results = reference();
+        results.transports.retain(|t| t.transport == Transport::Ws);
+        let text = terminal(&results);
+        assert_eq!(text.matches(NOT_COMPARABLE).count(), 1, "{text}");
+    }
+
+    #[test]
+    fn long_notes_wrap_with_an_indent() {
+        let wrapped = wrap(&format!("  → {}", "word ".repeat(30)), 40, "    ");
+        assert!(wrapped.lines().all(|l| l.chars().count() <= 40), "{wrapped}");
+        assert!(wrapped.starts_with("  → word"));
+        assert!(wrapped.lines().skip(1).all(|l| l.starts_with("    word")));
+    }
 }

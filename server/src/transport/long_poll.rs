@@ -12,36 +12,32 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::Response;
 
-use super::{poll_budget, poll_response, Transport};
-use crate::app::AppState;
+use pushlab_protocol::Transport;
+
+use super::follower::Follower;
+use super::poll::{poll_budget, poll_response};
 use crate::error::ApiError;
 use crate::params::Params;
+use crate::state::AppState;
 
 /// `GET /long-poll`. Without `since`, waits for the next message after "now".
 pub async fn long_poll(State(app): State<Arc<AppState>>, params: Params) -> Result<Response, ApiError> {
-    let metrics = app.metrics.transport(Transport::LongPoll);
-    let slot = app.admission.admit(metrics)?;
-    // Subscribe *before* reading, so a message appended between the read and the wait
-    // still wakes us: no lost wake-up.
-    let mut appended = app.log.subscribe();
-    let since = params.since.unwrap_or_else(|| app.log.now());
+    let slot = app.admission.admit(app.metrics.transport(Transport::LongPoll))?;
+    let mut follower = Follower::new(app.clone(), Transport::LongPoll, params.since);
     let deadline = tokio::time::Instant::now() + params.timeout;
     loop {
-        let read = app.log.read_after(since, poll_budget(&app, params.limit));
-        let answer_now = !read.entries.is_empty() || read.missed > 0 || read.reset;
-        if answer_now {
-            return Ok(poll_response(&app, &read, metrics, slot));
+        let batch = follower.read(poll_budget(&app, params.limit));
+        if !batch.is_empty() {
+            return Ok(poll_response(&app, &batch, slot));
         }
         tokio::select! {
-            changed = appended.changed() => {
-                if changed.is_err() {
-                    return Ok(poll_response(&app, &read, metrics, slot));
-                }
-            }
-            _ = tokio::time::sleep_until(deadline) => return Ok(poll_response(&app, &read, metrics, slot)),
+            alive = follower.appended() => if !alive {
+                return Ok(poll_response(&app, &batch, slot));
+            },
+            _ = tokio::time::sleep_until(deadline) => return Ok(poll_response(&app, &batch, slot)),
             // Shutting down: answer with what there is (nothing) so the client is not
             // left hanging and the connection closes promptly.
-            _ = app.shutdown.cancelled() => return Ok(poll_response(&app, &read, metrics, slot)),
+            _ = app.shutdown.cancelled() => return Ok(poll_response(&app, &batch, slot)),
         }
     }
 }

@@ -9,19 +9,22 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::response::Response;
 
-use super::{poll_budget, poll_response, Transport};
-use crate::app::AppState;
-use crate::error::ApiError;
-use crate::log::Read;
-use crate::params::Params;
+use pushlab_protocol::Transport;
 
-/// `GET /poll`. Without `since`, returns no messages, only `last_id`: where "now" is.
+use super::follower::Follower;
+use super::poll::{poll_budget, poll_response};
+use crate::error::ApiError;
+use crate::params::Params;
+use crate::state::AppState;
+
+/// `GET /poll`. Without `since`, returns no messages, only `last_id` and `epoch`: where
+/// "now" is.
 pub async fn short_poll(State(app): State<Arc<AppState>>, params: Params) -> Result<Response, ApiError> {
-    let metrics = app.metrics.transport(Transport::ShortPoll);
-    let slot = app.admission.admit(metrics)?;
-    let read = match params.since {
-        Some(since) => app.log.read_after(since, poll_budget(&app, params.limit)),
-        None => Read { last_id: app.log.last_id(), epoch: Some(app.log.epoch()), ..Read::default() },
+    let slot = app.admission.admit(app.metrics.transport(Transport::ShortPoll))?;
+    let mut follower = Follower::new(app.clone(), Transport::ShortPoll, params.since);
+    let batch = match params.since {
+        Some(_) => follower.read(poll_budget(&app, params.limit)),
+        None => follower.here(),
     };
-    Ok(poll_response(&app, &read, metrics, slot))
+    Ok(poll_response(&app, &batch, slot))
 }

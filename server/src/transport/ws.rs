@@ -22,19 +22,19 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt;
-use serde_json::Value;
-use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 use tungstenite::error::{Error as WsError, ProtocolError};
 
-use super::Transport;
-use super::STREAM_BUDGET;
-use crate::app::AppState;
+use pushlab_protocol::Transport;
+
+use super::follower::{Follower, STREAM_BUDGET};
+use crate::admission::Admitted;
 use crate::error::ApiError;
-use crate::log::Cursor;
-use crate::metrics::Admitted;
 use crate::params::Params;
-use crate::publish::{authorized, bearer_token, is_cross_site, validate_fields, Field};
+use crate::publish::{authorized, bearer_token, is_cross_site, validate_fields};
+use crate::state::AppState;
+use pushlab_protocol::ws::{ClientFrame, Reply};
+use pushlab_protocol::Notice;
 
 /// Bytes tungstenite reads from the socket at a time. tungstenite allocates this much
 /// per connection up front (its default, 128 KiB, dominated an idle connection's
@@ -79,9 +79,8 @@ pub async fn ws(
     let same_site = app.config.publish_token.is_some() || !is_cross_site(&headers);
     let may_publish =
         same_site && authorized(&app.config, &[params.token.as_deref(), bearer_token(&headers)]);
-    let cursor = params.since.unwrap_or_else(|| app.log.now());
-    // Subscribe now, so nothing appended during the handshake is missed.
-    let appended = app.log.subscribe();
+    // Following from now, so nothing appended during the handshake is missed.
+    let follower = Follower::new(app.clone(), Transport::Ws, params.since);
     let max_frame = app.config.max_message_bytes + 1024;
     let tasks = app.tasks.clone();
     Ok(upgrade
@@ -97,7 +96,7 @@ pub async fn ws(
         .max_message_size(max_frame)
         .max_frame_size(max_frame)
         .on_upgrade(move |socket| {
-            let session = WsSession { app, appended, cursor, may_publish, _admitted: admitted };
+            let session = WsSession { app, follower, may_publish, _admitted: admitted };
             // Tracked, so shutdown can wait for every session to send its close frame.
             tasks.track_future(session.run(socket))
         }))
@@ -105,8 +104,7 @@ pub async fn ws(
 
 struct WsSession {
     app: Arc<AppState>,
-    appended: watch::Receiver<u64>,
-    cursor: Cursor,
+    follower: Follower,
     may_publish: bool,
     _admitted: Admitted,
 }
@@ -132,7 +130,7 @@ impl WsSession {
         let mut last_heard = Instant::now();
         // First, the stream's epoch: the client needs it to resume with a full cursor
         // (`?since=EPOCH-ID`), so that a restart of this server is never silent.
-        let hello = super::hello_notice(self.app.log.epoch(), self.app.log.last_id());
+        let hello = Notice::Hello { epoch: self.app.log.epoch(), last_id: self.app.log.last_id() }.to_json();
         let end = match self.write(socket.send(Message::text(hello))).await {
             Err(end) => end,
             Ok(()) => loop {
@@ -152,7 +150,7 @@ impl WsSession {
                             None => break End::Gone,
                         }
                     }
-                    changed = self.appended.changed() => if changed.is_err() {
+                    alive = self.follower.appended() => if !alive {
                         break End::Close(CLOSE_GOING_AWAY, "stream closed");
                     },
                     _ = ticker.tick() => {
@@ -207,32 +205,24 @@ impl WsSession {
     async fn send_pending(&mut self, socket: &mut WebSocket) -> Result<(), End> {
         let metrics = self.app.metrics.transport(Transport::Ws);
         loop {
-            let read = self.app.log.read_after(self.cursor, STREAM_BUDGET);
+            let batch = self.follower.read(STREAM_BUDGET);
+            if batch.is_empty() {
+                return Ok(());
+            }
             let mut sent = 0u64;
-            if read.reset {
-                let notice = super::reset_notice(&read);
+            for notice in batch.reset.iter().chain(&batch.gap) {
+                let notice = notice.to_json();
                 sent += notice.len() as u64;
                 self.write(socket.feed(Message::text(notice))).await?;
-                self.cursor = Cursor { epoch: read.epoch, id: 0 };
             }
-            if read.missed > 0 {
-                let notice = super::gap_notice(read.missed);
-                sent += notice.len() as u64;
-                self.write(socket.feed(Message::text(notice))).await?;
-                metrics.gaps.inc();
-            }
-            for entry in &read.entries {
+            for entry in &batch.entries {
                 sent += entry.json.len() as u64;
                 self.write(socket.feed(Message::Text(entry.json.clone()))).await?;
-                self.cursor = Cursor { epoch: read.epoch, id: entry.id };
-            }
-            if sent == 0 {
-                return Ok(());
             }
             metrics.bytes_sent.inc_by(sent);
             self.write(socket.flush()).await?;
             // Mark the wake-up as seen: everything up to here has been sent.
-            self.appended.borrow_and_update();
+            self.follower.seen();
         }
     }
 
@@ -277,17 +267,6 @@ impl WsSession {
     }
 
     fn on_text(&self, text: &str) -> String {
-        /// A client frame. The message's own type travels as `message_type`, since
-        /// `type` names the frame; `data` is kept as the raw JSON it was sent as.
-        #[derive(serde::Deserialize)]
-        struct ClientFrame<'a> {
-            #[serde(rename = "type")]
-            frame: Option<&'a str>,
-            #[serde(borrow, default)]
-            message_type: Field<'a>,
-            #[serde(borrow, default)]
-            data: Field<'a>,
-        }
         let frame = match serde_json::from_str::<ClientFrame>(text) {
             Ok(frame) if text.trim_start().starts_with('{') => frame,
             _ => {
@@ -298,7 +277,7 @@ impl WsSession {
             }
         };
         match frame.frame {
-            Some("ping") => r#"{"type":"pong"}"#.to_string(),
+            Some("ping") => Reply::Pong.to_json(),
             Some("publish") => {
                 if !self.may_publish {
                     return error_frame(ApiError::unauthorized());
@@ -306,7 +285,7 @@ impl WsSession {
                 match validate_fields(frame.message_type.0, frame.data.0, &self.app.config) {
                     Ok(message) => {
                         let ids = self.app.append(vec![message]);
-                        format!(r#"{{"type":"published","message_id":{}}}"#, ids[0])
+                        Reply::Published { message_id: ids[0] }.to_json()
                     }
                     Err(e) => error_frame(e),
                 }
@@ -404,7 +383,5 @@ fn handshake_refused(rejection: WebSocketUpgradeRejection) -> Response {
 }
 
 fn error_frame(error: ApiError) -> String {
-    let mut body = error.body();
-    body["type"] = Value::from("error");
-    body.to_string()
+    Reply::Error { error: error.code.to_string(), message: error.message }.to_json()
 }

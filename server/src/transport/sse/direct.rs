@@ -1,72 +1,18 @@
-//! Server-Sent Events: `GET /sse` answers with one `text/event-stream` response that
-//! never ends; each message is an event `id: N` / `event: <type>` / `data: <json>`.
-//!
-//! The cursor lives in a server task (this stream). The browser's `EventSource`
-//! reconnects by itself after the `retry:` delay and sends `Last-Event-ID`, so resume
-//! costs the client no code at all.
-//!
-//! On the wire an SSE response is a fixed head and then chunks (HTTP/1.1 chunked
-//! encoding: the size in hex, the bytes, `\r\n`). A subscriber arrives by one of two
-//! doors, which send the same bytes (a test compares them):
-//!
-//! - **direct** ([`take_over`]): a fresh connection whose first request is a valid
-//!   `GET /sse` is written by [`Direct::serve`] straight onto the socket. hyper would keep
-//!   about 16 KiB of buffers and its state machine for the whole life of the response;
-//!   here an idle subscriber costs its session and the socket (docs/performance.md);
-//! - **through the router** ([`sse`]): everything else — a request on a connection that
-//!   already served another, a request split over several packets, and every error, so
-//!   refusals have one code path.
-//!
-//! Backpressure comes free either way: the next chunk is built only when the previous
-//! one is written, so a slow reader makes the cursor lag, never a queue grow.
+//! The direct door: a fresh connection whose first request is a whole, valid
+//! `GET /sse` is taken over before hyper sees it, and its response written straight
+//! onto the socket with `writev`: the same bytes the router would send (a test compares
+//! them), without hyper's buffers for the life of the stream.
 
-use std::convert::Infallible;
 use std::io::{self, IoSlice};
 use std::sync::Arc;
 
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
-use axum::response::{IntoResponse, Response};
-use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
-use tokio::time::{Interval, MissedTickBehavior};
 
-use super::Transport;
-use super::STREAM_BUDGET;
-use crate::app::AppState;
-use crate::config::SSE_RETRY_MS;
-use crate::error::ApiError;
-use crate::log::{sse_event, Cursor};
-use crate::metrics::Admitted;
+use super::{SseSession, STREAM_HEADERS};
 use crate::params::Params;
-
-/// The response headers of a stream, in the order hyper writes them.
-const STREAM_HEADERS: [(&str, &str); 3] = [
-    ("content-type", "text/event-stream"),
-    ("cache-control", "no-cache"),
-    // Tell reverse proxies such as nginx not to buffer the stream.
-    ("x-accel-buffering", "no"),
-];
-
-/// `GET /sse?since=ID&event_names=false`; a `Last-Event-ID` header wins over `since`.
-pub async fn sse(
-    State(app): State<Arc<AppState>>,
-    headers: HeaderMap,
-    params: Params,
-) -> Result<Response, ApiError> {
-    let last_event_id = headers.get("last-event-id").map(HeaderValue::as_bytes);
-    let session = SseSession::open(app, last_event_id, params)?;
-    let stream = futures_util::stream::unfold(session, |mut session| async move {
-        let chunk = session.next_chunk().await?;
-        Some((Ok::<_, Infallible>(chunk), session))
-    });
-    let headers =
-        STREAM_HEADERS.map(|(name, value)| (HeaderName::from_static(name), HeaderValue::from_static(value)));
-    Ok((headers, Body::from_stream(stream)).into_response())
-}
+use crate::state::AppState;
+use pushlab_protocol::Transport;
 
 /// The most request bytes [`take_over`] looks at; a longer head goes to the router.
 const PEEK_LIMIT: usize = 4096;
@@ -226,127 +172,6 @@ async fn peer_gone(tcp: &TcpStream) {
             Ok(_) => {}
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
             Err(_) => return,
-        }
-    }
-}
-
-/// One SSE subscriber: its cursor and what it waits on.
-struct SseSession {
-    app: Arc<AppState>,
-    appended: watch::Receiver<u64>,
-    /// Last position delivered (or the resume point).
-    cursor: Cursor,
-    heartbeat: Interval,
-    /// Name each event by the message's type (`event: chat`), or leave every message
-    /// unnamed so `EventSource.onmessage` receives all types.
-    event_names: bool,
-    started: bool,
-    finished: bool,
-    /// Holds this subscriber's place until the client goes away and the body is dropped.
-    _admitted: Admitted,
-}
-
-impl SseSession {
-    /// Validates the resume point, takes a subscriber place and starts the heartbeat.
-    fn open(
-        app: Arc<AppState>,
-        last_event_id: Option<&[u8]>,
-        params: Params,
-    ) -> Result<SseSession, ApiError> {
-        let metrics = app.metrics.transport(Transport::Sse);
-        let last_event_id = match last_event_id {
-            None => None,
-            Some(value) => {
-                Some(std::str::from_utf8(value).ok().and_then(Cursor::parse).ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_last_event_id",
-                        "`Last-Event-ID` must be an SSE id this server sent (EPOCH-ID, e.g. 3f9a1c07-42) \
-                     or a whole number ≥ 0",
-                    )
-                })?)
-            }
-        };
-        let admitted = app.admission.admit(metrics)?;
-        let appended = app.log.subscribe();
-        let cursor = last_event_id.or(params.since).unwrap_or_else(|| app.log.now());
-        let mut heartbeat = tokio::time::interval_at(
-            tokio::time::Instant::now() + app.config.heartbeat,
-            app.config.heartbeat,
-        );
-        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        Ok(SseSession {
-            app,
-            appended,
-            cursor,
-            heartbeat,
-            event_names: params.event_names,
-            started: false,
-            finished: false,
-            _admitted: admitted,
-        })
-    }
-
-    /// The next chunk to write: every pending event in one buffer (one write, one flush),
-    /// a keep-alive comment, or `None` when the stream is over.
-    async fn next_chunk(&mut self) -> Option<Bytes> {
-        if self.finished {
-            return None;
-        }
-        let metrics = self.app.metrics.transport(Transport::Sse);
-        let mut out = BytesMut::new();
-        if !self.started {
-            self.started = true;
-            out.put_slice(format!("retry: {SSE_RETRY_MS}\n\n").as_bytes());
-        }
-        loop {
-            let read = self.app.log.read_after(self.cursor, STREAM_BUDGET);
-            if read.reset {
-                // The cursor is from another run of the stream (the server restarted):
-                // say so, and give the notice this run's start as its id, so the
-                // browser's Last-Event-ID moves to this run even before a message comes.
-                self.cursor = Cursor { epoch: read.epoch, id: 0 };
-                let notice = super::reset_notice(&read);
-                out.put(sse_event(Some(self.cursor), "reset", notice.as_bytes()));
-            }
-            if read.missed > 0 {
-                let notice = super::gap_notice(read.missed);
-                out.put(sse_event(None, "gap", notice.as_bytes()));
-                metrics.gaps.inc();
-            }
-            for entry in &read.entries {
-                if self.event_names {
-                    out.put_slice(&entry.sse);
-                } else {
-                    entry.sse_unnamed().for_each(|part| out.put_slice(part));
-                }
-            }
-            if let Some(last) = read.entries.last() {
-                self.cursor = Cursor { epoch: read.epoch, id: last.id };
-            }
-            if !out.is_empty() {
-                metrics.bytes_sent.inc_by(out.len() as u64);
-                return Some(out.freeze());
-            }
-            tokio::select! {
-                biased;
-                _ = self.app.shutdown.cancelled() => {
-                    self.finished = true;
-                    let bye = sse_event(None, "shutdown", br#"{"type":"shutdown","reason":"server shutting down"}"#);
-                    return Some(bye);
-                }
-                changed = self.appended.changed() => {
-                    if changed.is_err() {
-                        return None;
-                    }
-                }
-                _ = self.heartbeat.tick() => {
-                    // A comment line: ignored by EventSource, but it keeps proxies from
-                    // closing an idle connection and lets both ends notice a dead one.
-                    let keep_alive = Bytes::from_static(b": keep-alive\n\n");
-                    metrics.bytes_sent.inc_by(keep_alive.len() as u64);
-                    return Some(keep_alive);
-                }
-            }
         }
     }
 }

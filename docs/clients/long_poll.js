@@ -1,0 +1,124 @@
+// Reference browser client: long polling (RFC 6202 §2; docs/concerns.md compares all four).
+//
+// Each request is held by the server until a message newer than the cursor exists or
+// `holdSeconds` pass; the answer is the same body as a short poll. Then ask again at once.
+//
+// Usage, the same for every client in docs/clients/:
+//   import { connect } from './long_poll.js';
+//   const client = connect({ base: 'http://127.0.0.1:3000', onMessage: m => console.log(m) });
+//   await client.publish({ text: 'hi' });   // resolves to the new message's id
+//   client.close();
+//
+// Contract (docs/api.md): the stream is a log with ids 1, 2, 3 ... in a run called an
+// epoch. A cursor "EPOCH-ID" says "seen up to ID of run EPOCH". The client keeps it,
+// so a lost request or a dropped connection loses and repeats nothing; when the server
+// restarted it answers "reset": true and the new run's messages from its first.
+
+export function connect({
+  base, // the server, e.g. 'http://127.0.0.1:3000'
+  since = null, // a cursor 'EPOCH-ID' to resume from; null: from now
+  token = null, // the server's --publish-token, needed to publish from another origin
+  holdSeconds = 25, // how long the server may hold a request (pushlab allows up to 120)
+  timeoutMs = 30000, // hold + 5 s: a request that takes longer is given up (dead peer)
+  onMessage, // called once per message, in id order
+  onNotice = () => {}, // {type: 'reset' | 'gap', ...}
+  onState = () => {}, // 'connecting' | 'live' | 'backoff' | 'closed'
+}) {
+  let [epoch, lastId] = parseCursor(since);
+  let closed = false;
+  let failures = 0; // failures in a row, for the backoff
+  let timer = null;
+  let request = null; // the AbortController of the request in flight
+
+  async function poll() {
+    request = new AbortController();
+    const timeout = setTimeout(() => request.abort(), timeoutMs);
+    // Without a cursor, a short /poll answers at once with where "now" is: {last_id, epoch}.
+    const url =
+      epoch === null ? `${base}/poll` : `${base}/long-poll?since=${epoch}-${lastId}&timeout=${holdSeconds}`;
+    try {
+      const response = await fetch(url, { signal: request.signal, cache: 'no-store' });
+      if (!response.ok) throw httpError(response);
+      const body = await response.json();
+      if (epoch === null) {
+        lastId = body.last_id;
+      } else {
+        if (body.reset) {
+          // The server restarted: forget the old run's ids, take the new run from its first.
+          lastId = 0;
+          onNotice({ type: 'reset', epoch: body.epoch });
+        }
+        if (body.missed) onNotice({ type: 'gap', missed: body.missed });
+        for (const message of body.messages) {
+          // Ids only grow, so an id at or below the cursor would be a repeat.
+          if (message.id > lastId) {
+            lastId = message.id;
+            onMessage(message);
+          }
+        }
+      }
+      epoch = body.epoch;
+      failures = 0;
+      onState('live');
+      // Ask again at once: the next request is what the server holds.
+      schedule(0);
+    } catch (error) {
+      if (closed) return;
+      failures += 1;
+      onState('backoff');
+      schedule(backoff(failures, error.retryAfter));
+    } finally {
+      clearTimeout(timeout);
+    }
+  }
+
+  function schedule(ms) {
+    if (!closed) timer = setTimeout(poll, ms);
+  }
+
+  onState('connecting');
+  poll();
+  return {
+    publish: (data, type) => publish(base, token, data, type),
+    cursor: () => (epoch === null ? null : `${epoch}-${lastId}`),
+    close() {
+      closed = true;
+      clearTimeout(timer);
+      request?.abort();
+      onState('closed');
+    },
+  };
+}
+
+// Sends upstream: a separate POST. JSON needs a CORS preflight from another origin.
+async function publish(base, token, data, type) {
+  const headers = { 'Content-Type': 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const body = JSON.stringify(type ? { type, data } : { data });
+  const response = await fetch(`${base}/publish`, { method: 'POST', headers, body });
+  if (!response.ok) throw httpError(response);
+  return (await response.json()).id;
+}
+
+// 'EPOCH-ID' → [epoch, id]; null → [null, 0].
+function parseCursor(cursor) {
+  if (!cursor) return [null, 0];
+  const dash = cursor.lastIndexOf('-');
+  return [cursor.slice(0, dash), Number(cursor.slice(dash + 1))];
+}
+
+// An error that remembers Retry-After. A script on another origin cannot read that
+// header (pushlab does not list it in Access-Control-Expose-Headers): it reads null.
+function httpError(response) {
+  const error = new Error(`HTTP ${response.status}`);
+  error.retryAfter = Number(response.headers.get('Retry-After')) || 0;
+  return error;
+}
+
+// Exponential backoff with full jitter: a random wait between 0 and
+// min(30 s, 0.5 s × 2^failures), so clients that failed together come back spread out.
+// A Retry-After (seconds) is a floor.
+function backoff(failures, retryAfter = 0) {
+  const ceiling = Math.min(30000, 500 * 2 ** failures);
+  return Math.max(Math.random() * ceiling, retryAfter * 1000);
+}

@@ -1,0 +1,130 @@
+//! Small constructed runs for the verdicts' unit tests.
+//!
+//! Every figure starts at zero (or, for rates and sizes a check divides by, at one) and
+//! a test sets the few that its verdict reads, so each test shows what its threshold
+//! depends on and nothing else. The types are the ones `results.json` holds.
+
+use pushlab_protocol::Transport;
+use serde_json::json;
+
+use crate::claims::{Evidence, Experiments};
+use crate::results::{
+    Delivery, Idle, Latency, LoadgenCost, Machine, Results, Setup, Traffic, TransportResult, Upstream,
+};
+
+/// One transport's result with every figure at zero.
+pub(crate) fn transport(transport: Transport) -> TransportResult {
+    TransportResult {
+        transport,
+        latency: Latency {
+            samples: 0,
+            mean_ms: 0.0,
+            p50_ms: 0.0,
+            p90_ms: 0.0,
+            p99_ms: 0.0,
+            p999_ms: 0.0,
+            max_ms: 0.0,
+            histogram: String::new(),
+        },
+        delivery: Delivery {
+            published: 0,
+            expected: 0,
+            delivered: 0,
+            lost: 0,
+            lost_untold: 0,
+            duplicated: 0,
+            reordered: 0,
+            gap_notices: 0,
+            resets: 0,
+        },
+        traffic: Traffic {
+            seconds: 1.0,
+            messages: 0,
+            requests: 0,
+            empty_responses: 0,
+            connections: 0,
+            bytes_received: 0,
+            bytes_sent: 0,
+            requests_per_message: 0.0,
+            bytes_per_message: 0.0,
+            message_bytes: 0.0,
+            payload_efficiency: 0.0,
+        },
+        idle: Idle {
+            seconds: 0.0,
+            requests_per_client_per_second: 0.0,
+            bytes_per_client_per_second: 0.0,
+            bytes_per_client_per_day: 0.0,
+        },
+        server: None,
+        loadgen: LoadgenCost {
+            cpu_seconds: 0.0,
+            cpu_us_per_message: 0.0,
+            publisher_max_lag_ms: 0.0,
+            publish_requests: 0,
+        },
+        upstream: Upstream {
+            method: String::new(),
+            samples: 0,
+            p50_ms: 0.0,
+            p99_ms: 0.0,
+            bytes_per_send: 0.0,
+        },
+    }
+}
+
+/// A run of all four transports at a round-trip time, with the lab's default workload
+/// (100 clients, 10 messages/s, a poll every 500 ms).
+pub(crate) fn run(rtt_ms: f64) -> Results {
+    Results {
+        schema_version: crate::results::SCHEMA_VERSION,
+        setup: Setup {
+            pushlab_version: "test".into(),
+            command: "pushlab lab".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            git_commit: None,
+            machine: Machine {
+                cpu_model: "test".into(),
+                cores: 2,
+                kernel: "test".into(),
+                memory_bytes: 0,
+                fd_limit: 0,
+            },
+            target: "spawned".into(),
+            workload: json!({
+                "clients": 100,
+                "rate_per_second": 10.0,
+                "poll_interval_seconds": 0.5,
+                "payload_bytes": 128,
+                "heartbeat_seconds": 5.0,
+                "drop_every_seconds": 1.0,
+                "network": { "rtt_ms": rtt_ms },
+            }),
+        },
+        transports: Transport::ALL.iter().map(|&t| transport(t)).collect(),
+        warnings: Vec::new(),
+    }
+}
+
+/// The evidence `pushlab claims` makes: a lab run, a round-trip-time sweep at 0 and
+/// 50 ms, one scale run, a resume run; no outage or frame experiments.
+pub(crate) fn evidence() -> Evidence {
+    Evidence {
+        dir: "runs".into(),
+        lab: run(0.0),
+        network: vec![run(0.0), run(50.0)],
+        scale: vec![run(0.0)],
+        resume: run(0.0),
+        experiments: Experiments {
+            command: "pushlab claims".into(),
+            quick: false,
+            outages: vec![],
+            frames: vec![],
+        },
+    }
+}
+
+/// The result of `transport` in `run`, to set its figures.
+pub(crate) fn of(run: &mut Results, transport: Transport) -> &mut TransportResult {
+    run.transports.iter_mut().find(|t| t.transport == transport).expect("the builder runs all four")
+}

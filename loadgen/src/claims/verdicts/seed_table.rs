@@ -1,0 +1,331 @@
+//! C1–C5: the five rows of the seed's comparison table (002), each transport rated
+//! High / Medium / Low. C1–C3 compare the measured order with the seed's; C4 and C5 are
+//! editorial: the figures show *how* each transport sends and holds state, and the
+//! verdict reads them.
+
+use pushlab_protocol::Transport::{LongPoll, ShortPoll, Sse, Ws};
+
+use super::{need, table, Basis, Claim, Finding, Kind, Lacks};
+use crate::claims::{rtt_ms, Evidence};
+use crate::report::table::{client_lines, ranking, SeedOrder, TIE};
+use crate::report::{bytes, ms};
+
+/// The verdict for a measured order: a tie (within `TIE`) or a missing transport
+/// cannot confirm the seed, so it makes the verdict conditional, not false.
+fn seed_kind(order: SeedOrder) -> Kind {
+    match order {
+        SeedOrder::Holds => Kind::Holds,
+        SeedOrder::HoldsWithTies | SeedOrder::NotComparable => Kind::Conditional,
+        SeedOrder::DoesNotHold => Kind::DoesNotHold,
+    }
+}
+
+pub(super) const C1: Claim = Claim {
+    id: "C1",
+    claim: "Latency: short polling High, long polling Medium, WebSocket Low",
+    source: "002 (table)",
+    basis: Basis::Measured,
+    runs: &["network"],
+    check: c1,
+};
+
+/// Holds if the p50 order is strictly the seed's at every round-trip time; any tie or
+/// inversion at some RTT makes it conditional on the RTT.
+fn c1(e: &Evidence) -> Result<Finding, Lacks> {
+    let mut rows = Vec::new();
+    let mut orders = Vec::new();
+    for r in &e.network {
+        let (text, order) = ranking(r, |t| t.latency.p50_ms, [Ws, LongPoll, ShortPoll]);
+        let cell = |tr| need(r, tr).map(|x| format!("{} / {}", ms(x.latency.p50_ms), ms(x.latency.p99_ms)));
+        rows.push(vec![
+            format!("{} ms", rtt_ms(r)),
+            cell(ShortPoll)?,
+            cell(LongPoll)?,
+            cell(Sse)?,
+            cell(Ws)?,
+            text,
+        ]);
+        orders.push(order);
+    }
+    let exceptions: Vec<String> = e
+        .network
+        .iter()
+        .zip(&orders)
+        .filter(|(_, o)| **o != SeedOrder::Holds)
+        .map(|(r, _)| format!("{} ms", rtt_ms(r)))
+        .collect();
+    let kind = if exceptions.is_empty() { Kind::Holds } else { Kind::Conditional };
+    let tie = format!("{:.0} %", 100.0 * TIE);
+    let summary = if exceptions.is_empty() {
+        "The order holds at every round-trip time measured".to_string()
+    } else {
+        format!(
+            "The order holds except at RTT {}, where long polling ties with WebSocket (within {tie}): a held \
+             request answers in one transit, like a stream, while messages are further apart than a round trip",
+            exceptions.join(", ")
+        )
+    }
+        + ". The gaps are not what \"Medium\" suggests: short polling costs hundreds of ms (half its \
+         interval); long polling a fraction of a ms more than the streams on loopback and up to one more \
+         round trip on a distant network.";
+    Ok(Finding {
+        kind,
+        summary,
+        figures: table(
+            &[
+                "RTT",
+                "short_poll p50 / p99",
+                "long_poll",
+                "sse",
+                "ws",
+                &format!("order by p50 (≈: within {tie})"),
+            ],
+            rows,
+        ),
+    })
+}
+
+pub(super) const C2: Claim = Claim {
+    id: "C2",
+    claim: "Efficiency: short polling Low, long polling Medium, WebSocket High",
+    source: "002 (table)",
+    basis: Basis::Measured,
+    runs: &["lab", "network"],
+    check: c2,
+};
+
+/// Holds if the seed's order holds both per delivered message and per idle day;
+/// conditional if only when idle (messages rare); otherwise it does not hold.
+fn c2(e: &Evidence) -> Result<Finding, Lacks> {
+    let l = &e.lab;
+    let (per_message, per_message_order) =
+        ranking(l, |t| t.traffic.bytes_per_message, [Ws, LongPoll, ShortPoll]);
+    let (idle, idle_order) = ranking(l, |t| t.idle.bytes_per_client_per_day, [Ws, LongPoll, ShortPoll]);
+    let mut rows = Vec::new();
+    for tr in [ShortPoll, LongPoll, Sse, Ws] {
+        let x = need(l, tr)?;
+        let mut by_rtt = Vec::new();
+        for r in &e.network {
+            by_rtt.push(format!("{} @ {} ms", bytes(need(r, tr)?.traffic.bytes_per_message), rtt_ms(r)));
+        }
+        rows.push(vec![
+            tr.name().to_string(),
+            bytes(x.traffic.bytes_per_message),
+            format!("{:.2}", x.traffic.requests_per_message),
+            bytes(x.idle.bytes_per_client_per_day),
+            by_rtt.join(", "),
+        ]);
+    }
+    let (kind, summary) = match (per_message_order, idle_order) {
+        (SeedOrder::Holds, SeedOrder::Holds) => {
+            (Kind::Holds, "The order holds both per message and when idle.".to_string())
+        }
+        (_, SeedOrder::Holds) => (
+            Kind::Conditional,
+            format!(
+                "Holds when messages are rare (idle cost per client: {idle}), not per delivered message at {} msg/s \
+                 ({per_message}): a poll every {} s carries several messages, while long polling pays a full \
+                 request and response for each one.",
+                l.setup.workload["rate_per_second"], l.setup.workload["poll_interval_seconds"]
+            ),
+        ),
+        _ => (Kind::DoesNotHold, format!("Per message: {per_message}; idle: {idle}.")),
+    };
+    Ok(Finding {
+        kind,
+        summary,
+        figures: table(
+            &[
+                "transport",
+                "wire bytes per message",
+                "requests per message",
+                "idle cost per client per day",
+                "bytes per message by RTT",
+            ],
+            rows,
+        ),
+    })
+}
+
+pub(super) const C3: Claim = Claim {
+    id: "C3",
+    claim: "Complexity: short polling Low, long polling Medium, WebSocket High",
+    source: "002 (table)",
+    basis: Basis::Measured,
+    runs: &[],
+    check: c3,
+};
+
+/// The order of the clients' lines of code (this repository's, not the run's) against
+/// the seed's.
+fn c3(e: &Evidence) -> Result<Finding, Lacks> {
+    let (text, order) = ranking(&e.lab, |t| client_lines(t.transport) as f64, [ShortPoll, LongPoll, Ws]);
+    let rows = vec![[ShortPoll, LongPoll, Sse, Ws].iter().map(|&tr| client_lines(tr).to_string()).collect()];
+    Ok(Finding {
+        kind: seed_kind(order),
+        summary: format!(
+            "Measured as the lines of code (no blanks or comments) of pushlab's own client for each transport \
+             (`loadgen/src/client/*.rs`; the pollers and SSE also share the HTTP connection code in \
+             `lean_http.rs`): {text}. These are Rust clients written for measuring, not a fair measure of \
+             complexity: they share code the count leaves out and do not all do the same jobs. Four browser \
+             clients that keep the same contract (resume, reset, backoff with jitter, dead-peer detection, \
+             publishing) are within a factor of 1.5 of each other, and most of each is the same work: \
+             docs/concerns.md, with who handles what for each transport."
+        ),
+        figures: table(&["short_poll", "long_poll", "sse", "ws"], rows),
+    })
+}
+
+pub(super) const C4: Claim = Claim {
+    id: "C4",
+    claim: "Bidirectional: only WebSocket",
+    source: "002 (table)",
+    basis: Basis::Editorial,
+    runs: &["lab"],
+    check: c4,
+};
+
+/// Editorial: which transport sends on its own connection is a fact of the protocols;
+/// the figures show what sending costs each.
+fn c4(e: &Evidence) -> Result<Finding, Lacks> {
+    let rows = e
+        .lab
+        .transports
+        .iter()
+        .map(|x| {
+            vec![
+                x.transport.name().to_string(),
+                x.upstream.method.clone(),
+                bytes(x.upstream.bytes_per_send),
+                format!("{} / {}", ms(x.upstream.p50_ms), ms(x.upstream.p99_ms)),
+            ]
+        })
+        .collect();
+    let ws = need(&e.lab, Ws)?;
+    let sp = need(&e.lab, ShortPoll)?;
+    Ok(Finding {
+        kind: Kind::Holds,
+        summary: format!(
+            "Only WebSocket sends on the connection it receives on. The others send with a separate HTTP request: \
+             it works, at {} per send against WebSocket's {}.",
+            bytes(sp.upstream.bytes_per_send),
+            bytes(ws.upstream.bytes_per_send)
+        ),
+        figures: table(&["transport", "how a client sends", "bytes per send", "send → acknowledged p50 / p99"], rows),
+    })
+}
+
+pub(super) const C5: Claim = Claim {
+    id: "C5",
+    claim: "Connection: short polling stateless, long polling and WebSocket stateful",
+    source: "002 (table)",
+    basis: Basis::Editorial,
+    runs: &["lab"],
+    check: c5,
+};
+
+/// Editorial: "stateless" depends on what one counts as state; the figures give the
+/// server memory each client costs.
+fn c5(e: &Evidence) -> Result<Finding, Lacks> {
+    let rows = e
+        .lab
+        .transports
+        .iter()
+        .map(|x| {
+            let memory =
+                x.server.as_ref().map_or("n/a".into(), |s| bytes(s.memory_per_client_bytes.max(0.0)));
+            let state = match x.transport {
+                ShortPoll => "none between requests: the cursor comes with each poll",
+                LongPoll => "a held request (cursor in it) while waiting",
+                Sse | Ws => "an open stream with its cursor",
+            };
+            vec![x.transport.name().to_string(), memory, state.to_string()]
+        })
+        .collect();
+    Ok(Finding {
+        kind: Kind::Conditional,
+        summary: "Holds for application state: a short poll carries its cursor, so any server can answer it. \
+                  It does not hold for connections: with HTTP keep-alive (what browsers do) every polling client \
+                  holds a connection too, and it costs the server as much memory as a WebSocket or more."
+            .into(),
+        figures: table(&["transport", "server memory per connected client", "per-client state on the server"], rows),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use pushlab_protocol::Transport;
+
+    use super::super::build::{evidence, of};
+    use super::*;
+    use crate::results::Results;
+
+    /// Sets one figure of short polling, long polling and WebSocket (SSE with WebSocket).
+    fn set(
+        run: &mut Results,
+        [sp, lp, ws]: [f64; 3],
+        field: fn(&mut crate::results::TransportResult) -> &mut f64,
+    ) {
+        *field(of(run, ShortPoll)) = sp;
+        *field(of(run, LongPoll)) = lp;
+        *field(of(run, Sse)) = ws;
+        *field(of(run, Ws)) = ws;
+    }
+
+    #[test]
+    fn c1_holds_in_the_seed_order_and_is_conditional_on_a_tie() {
+        let mut e = evidence();
+        for r in &mut e.network {
+            set(r, [250.0, 2.0, 1.0], |t| &mut t.latency.p50_ms);
+        }
+        assert_eq!(c1(&e).unwrap().kind, Kind::Holds);
+        // Long polling within TIE of WebSocket at one RTT: a tie, so conditional.
+        set(&mut e.network[1], [250.0, 1.0 + TIE * 0.99, 1.0], |t| &mut t.latency.p50_ms);
+        let finding = c1(&e).unwrap();
+        assert_eq!(finding.kind, Kind::Conditional);
+        assert!(finding.summary.contains("except at RTT 50 ms"), "{}", finding.summary);
+        // Just outside TIE: strict again.
+        set(&mut e.network[1], [250.0, 1.0 + TIE * 1.01, 1.0], |t| &mut t.latency.p50_ms);
+        assert_eq!(c1(&e).unwrap().kind, Kind::Holds);
+    }
+
+    #[test]
+    fn c2_depends_on_the_order_per_message_and_when_idle() {
+        let mut e = evidence();
+        set(&mut e.lab, [300.0, 200.0, 100.0], |t| &mut t.traffic.bytes_per_message);
+        set(&mut e.lab, [3e6, 2e6, 1e6], |t| &mut t.idle.bytes_per_client_per_day);
+        assert_eq!(c2(&e).unwrap().kind, Kind::Holds);
+        // Long polling the dearest per message, as at 10 messages/s: only when idle.
+        set(&mut e.lab, [200.0, 300.0, 100.0], |t| &mut t.traffic.bytes_per_message);
+        assert_eq!(c2(&e).unwrap().kind, Kind::Conditional);
+        // Wrong way round when idle too.
+        set(&mut e.lab, [1e6, 2e6, 3e6], |t| &mut t.idle.bytes_per_client_per_day);
+        assert_eq!(c2(&e).unwrap().kind, Kind::DoesNotHold);
+    }
+
+    #[test]
+    fn c3_maps_the_order_of_lines_of_code_to_a_verdict() {
+        assert_eq!(seed_kind(SeedOrder::Holds), Kind::Holds);
+        assert_eq!(seed_kind(SeedOrder::HoldsWithTies), Kind::Conditional);
+        assert_eq!(seed_kind(SeedOrder::NotComparable), Kind::Conditional);
+        assert_eq!(seed_kind(SeedOrder::DoesNotHold), Kind::DoesNotHold);
+        // Lines of code come from this repository, not from the runs' figures.
+        let mut other = evidence();
+        set(&mut other.lab, [9.0, 9.0, 9.0], |t| &mut t.latency.p50_ms);
+        assert_eq!(c3(&evidence()).unwrap().kind, c3(&other).unwrap().kind);
+    }
+
+    #[test]
+    fn c4_and_c5_are_editorial_whatever_the_figures() {
+        let mut e = evidence();
+        assert_eq!(c4(&e).unwrap().kind, Kind::Holds);
+        assert_eq!(c5(&e).unwrap().kind, Kind::Conditional);
+        for t in &mut e.lab.transports {
+            t.upstream.bytes_per_send = 1e6;
+        }
+        assert_eq!(c4(&e).unwrap().kind, Kind::Holds);
+        assert_eq!(c5(&e).unwrap().kind, Kind::Conditional);
+        e.lab.transports.retain(|t| t.transport != Transport::ShortPoll);
+        assert_eq!(c4(&e).unwrap_err(), Lacks("short_poll".into()));
+    }
+}
