@@ -424,6 +424,7 @@ pub(crate) fn show_progress() {
                 t.delivery.lost
             );
         }
+        Progress::BenchRun { run, of } => eprintln!("pushlab bench: run {run} of {of}"),
         Progress::FindMaxStep { transport, rate_per_second, clients } => {
             eprintln!("\n== find-max: {transport} at {rate_per_second:.0} msg/s × {clients} clients")
         }
@@ -431,7 +432,8 @@ pub(crate) fn show_progress() {
 }
 
 /// Every [`PROGRESS_EVERY`], one line on stderr with the bar's prefix, its message (the
-/// phase and the deliveries per second), how far the transport is, and the time left.
+/// phase, the deliveries per second and the p99 so far), how far the transport is, and
+/// the time left.
 async fn progress_lines(bar: indicatif::ProgressBar) {
     loop {
         tokio::time::sleep(PROGRESS_EVERY).await;
@@ -699,6 +701,7 @@ fn lab_options(
 }
 
 async fn bench(mut args: BenchArgs, explicit: &[&str]) -> anyhow::Result<i32> {
+    use pushlab_loadgen::bench::Gate;
     args.workload.quick |= !args.full;
     let out = args
         .out
@@ -713,7 +716,15 @@ async fn bench(mut args: BenchArgs, explicit: &[&str]) -> anyhow::Result<i32> {
         fail_if: args.fail_if,
         junit: args.junit,
     };
-    pushlab_loadgen::bench::run(&options).await
+    let baseline = options.baseline.display();
+    let gate = pushlab_loadgen::bench::run(&options).await?;
+    match &gate {
+        Gate::BaselineWritten { runs } => println!("wrote the baseline {baseline} ({runs} runs)"),
+        Gate::Compared { outcomes, runs } => {
+            print!("{}", pushlab_loadgen::report::gate::terminal(outcomes, *runs))
+        }
+    }
+    Ok(gate.exit_code())
 }
 
 async fn claims(args: ClaimsArgs) -> anyhow::Result<()> {

@@ -2,8 +2,9 @@
 //! API), each run in headless Chromium against a real server: every message exactly once,
 //! resume after `close()` from the client's own cursor, a message published upstream
 //! coming back, and a server restart on the same port (a new epoch: a `reset`, then the
-//! new run from its first message). Also checks that the sizes printed in
-//! `docs/concerns.md` are the files' sizes.
+//! new run from its first message); and a dead peer (a relay that goes silent without
+//! closing). Also checks that the sizes printed in `docs/concerns.md` are the files'
+//! sizes.
 //!
 //! The test page comes from a tiny HTTP server of this test on its own port, so the
 //! clients talk to pushlab cross-origin, as a third-party page would: reading works
@@ -12,6 +13,7 @@
 //! (`Authorization: Bearer` on a POST, `?token=` on the WebSocket URL). The price, which
 //! the clients' comments state: a cross-origin script cannot read `Retry-After`.
 
+use pushlab_loadgen::complexity::{reference_client, ClientSize};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -82,9 +84,10 @@ const PAGE: &str = r#"<!doctype html><meta charset="utf-8"><title>reference clie
 const p = new URLSearchParams(location.search);
 const { connect } = await import(`/clients/${p.get('client')}.js`);
 const state = (window.state = { runs: [[]], data: [], notices: [], states: [], live: false });
+const options = JSON.parse(p.get('options') || '{}');
 window.start = (since) => {
   window.client = connect({
-    base: p.get('base'), token: p.get('token'), since, heartbeatMs: 1000,
+    base: p.get('base'), token: p.get('token'), since, heartbeatMs: 1000, ...options,
     onMessage: (m) => { state.runs[state.runs.length - 1].push(m.id); state.data.push(m.data); },
     onNotice: (n) => { state.notices.push(n.type); if (n.type === 'reset') state.runs.push([]); },
     onState: (s) => { state.states.push(s); state.live = s === 'live'; },
@@ -111,9 +114,13 @@ async fn page_server() -> (SocketAddr, JoinHandle<()>) {
                 }
                 let head = String::from_utf8_lossy(&head);
                 let path = head.split_whitespace().nth(1).unwrap_or("/").split('?').next().unwrap_or("/");
-                let file = path.strip_prefix("/clients/").filter(|f| CLIENTS.iter().any(|c| *f == format!("{c}.js")));
+                let file = path
+                    .strip_prefix("/clients/")
+                    .filter(|f| CLIENTS.iter().any(|c| *f == format!("{c}.js")));
                 let (status, kind, body) = match file {
-                    Some(file) => ("200 OK", "text/javascript", std::fs::read(clients_dir().join(file)).unwrap()),
+                    Some(file) => {
+                        ("200 OK", "text/javascript", std::fs::read(clients_dir().join(file)).unwrap())
+                    }
                     None if path == "/" => ("200 OK", "text/html", PAGE.as_bytes().to_vec()),
                     None => ("404 Not Found", "text/plain", b"not found".to_vec()),
                 };
@@ -151,9 +158,7 @@ async fn exercise(client: &str) {
     let Some(browser) = Browser::start().await else { return };
     let server = Pushlab::start("127.0.0.1:0".parse().unwrap()).await;
     let (page, _page_task) = page_server().await;
-    browser
-        .goto(&format!("http://{page}/?client={client}&base=http://{}&token={TOKEN}", server.addr))
-        .await;
+    browser.goto(&format!("http://{page}/?client={client}&base=http://{}&token={TOKEN}", server.addr)).await;
     until(&browser, "the client to be live", 20, |s| s["live"] == true).await;
 
     // 1. Every message exactly once, in order (the client dedups by id, so exact
@@ -177,7 +182,8 @@ async fn exercise(client: &str) {
         )
         .await;
     let state = until(&browser, "the page's own message back", 20, |s| {
-        s["runs"] == json!([ids(1, 26)]) || s.get("publishError").is_some()
+        // The message may come back before the publish's own answer: wait for both.
+        (s["runs"] == json!([ids(1, 26)]) && s.get("published").is_some()) || s.get("publishError").is_some()
     })
     .await;
     assert_eq!(state["published"], 26, "{state}");
@@ -192,10 +198,133 @@ async fn exercise(client: &str) {
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let server = Pushlab::start(addr).await;
     server.publish(5).await;
-    let state = until(&browser, "the new run's ids 1..=5", 30, |s| s["runs"] == json!([ids(1, 26), ids(1, 5)])).await;
+    let state =
+        until(&browser, "the new run's ids 1..=5", 30, |s| s["runs"] == json!([ids(1, 26), ids(1, 5)])).await;
     assert!(state["notices"].as_array().unwrap().contains(&json!("reset")), "{state}");
     assert!(state["states"].as_array().unwrap().contains(&json!("backoff")), "{state}");
     browser.close().await;
+}
+
+/// A TCP relay between the browser and pushlab that can play a dead peer: `freeze` makes
+/// every connection open at that moment stop forwarding in both directions while its
+/// sockets stay open (no FIN, no RST: a peer that vanished, a NAT that forgot the flow).
+/// Connections opened later are forwarded normally.
+struct FreezingRelay {
+    addr: SocketAddr,
+    /// Connections accepted so far; connection ids are 0, 1, 2 ...
+    accepted: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Connections with an id below this are frozen.
+    frozen_below: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl FreezingRelay {
+    async fn start(upstream: SocketAddr) -> FreezingRelay {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let frozen_below = std::sync::Arc::new(AtomicU64::new(0));
+        let accepted = std::sync::Arc::new(AtomicU64::new(0));
+        let (below, next) = (frozen_below.clone(), accepted.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let id = next.fetch_add(1, Ordering::SeqCst);
+                let Ok(server) = tokio::net::TcpStream::connect(upstream).await else { continue };
+                let (client_read, client_write) = client.into_split();
+                let (server_read, server_write) = server.into_split();
+                tokio::spawn(Self::pump(id, client_read, server_write, below.clone()));
+                tokio::spawn(Self::pump(id, server_read, client_write, below.clone()));
+            }
+        });
+        FreezingRelay { addr, accepted, frozen_below, task }
+    }
+
+    /// Copies until the end, unless connection `id` is frozen: then holds both sockets
+    /// open, forwarding nothing more, not even the end.
+    async fn pump(
+        id: u64,
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        frozen_below: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = from.read(&mut buf).await.unwrap_or(0);
+            if id < frozen_below.load(std::sync::atomic::Ordering::SeqCst) {
+                let _held = (from, to);
+                match std::future::pending::<std::convert::Infallible>().await {}
+            }
+            if n == 0 || to.write_all(&buf[..n]).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Every connection open now goes silent; later ones are forwarded.
+    fn freeze(&self) {
+        use std::sync::atomic::Ordering;
+        self.frozen_below.store(self.accepted.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+impl Drop for FreezingRelay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A peer that goes silent without closing: the client must notice by itself (pollers:
+/// their request timeout; SSE: no byte for 2.5 heartbeats; WebSocket: no frame for 2.5
+/// heartbeats, its own pings unanswered), reconnect, and resume from its cursor.
+async fn exercise_dead_peer(client: &str) {
+    let Some(browser) = Browser::start().await else { return };
+    let server = Pushlab::start("127.0.0.1:0".parse().unwrap()).await;
+    let relay = FreezingRelay::start(server.addr).await;
+    let (page, _page_task) = page_server().await;
+    // Short timeouts, so that the test takes seconds: a 2.5 s request timeout (a long
+    // poll held 1 s), a 1 s heartbeat.
+    let options = r#"{"timeoutMs":2500,"holdSeconds":1}"#;
+    browser
+        .goto(&format!(
+            "http://{page}/?client={client}&base=http://{}&token={TOKEN}&options={options}",
+            relay.addr
+        ))
+        .await;
+    until(&browser, "the client to be live", 20, |s| s["live"] == true).await;
+    server.publish(2).await;
+    until(&browser, "ids 1..=2", 20, |s| s["runs"] == json!([ids(1, 2)])).await;
+
+    // Every connection open now goes silent; the messages published next are written by
+    // the server into connections that no longer reach the browser.
+    let states_before = browser.eval("return window.state.states.length").await.as_u64().unwrap();
+    relay.freeze();
+    server.publish(3).await;
+    let state =
+        until(&browser, "ids 1..=5 after the dead peer", 30, |s| s["runs"] == json!([ids(1, 5)])).await;
+    let later: Vec<&Value> =
+        state["states"].as_array().unwrap().iter().skip(states_before as usize).collect();
+    assert!(later.contains(&&json!("backoff")), "{client} must have noticed the dead peer: {state}");
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_poll_reference_client_detects_a_dead_peer() {
+    exercise_dead_peer("short_poll").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_poll_reference_client_detects_a_dead_peer() {
+    exercise_dead_peer("long_poll").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_reference_client_detects_a_dead_peer() {
+    exercise_dead_peer("sse").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_reference_client_detects_a_dead_peer() {
+    exercise_dead_peer("ws").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,90 +347,20 @@ async fn ws_reference_client_keeps_the_contract() {
     exercise("ws").await;
 }
 
-/// Strips `//` and `/* */` comments, leaving strings (quotes and template literals)
-/// alone.
-fn strip_comments(source: &str) -> String {
-    let chars: Vec<char> = source.chars().collect();
-    let mut out = String::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let next = chars.get(i + 1).copied();
-        if c == '/' && next == Some('/') {
-            while i < chars.len() && chars[i] != '\n' {
-                i += 1;
-            }
-        } else if c == '/' && next == Some('*') {
-            i += 2;
-            while i < chars.len() && !(chars[i] == '*' && chars.get(i + 1) == Some(&'/')) {
-                i += 1;
-            }
-            i += 2;
-        } else if c == '\'' || c == '"' || c == '`' {
-            out.push(c);
-            i += 1;
-            while i < chars.len() && chars[i] != c {
-                if chars[i] == '\\' {
-                    out.push(chars[i]);
-                    i += 1;
-                }
-                if let Some(&ch) = chars.get(i) {
-                    out.push(ch);
-                }
-                i += 1;
-            }
-            if i < chars.len() {
-                out.push(c);
-            }
-            i += 1;
-        } else {
-            out.push(c);
-            i += 1;
-        }
-    }
-    out
-}
-
-/// A client's size: lines of code (not blank once comments are removed) and tokens
-/// (a word — letters, digits, `_`, `$` — or a string literal is one token; every other
-/// character that is not white space is one).
-fn size(source: &str) -> (usize, usize) {
-    let code = strip_comments(source);
-    let lines = code.lines().filter(|l| !l.trim().is_empty()).count();
-    let chars: Vec<char> = code.chars().collect();
-    let (mut tokens, mut i) = (0, 0);
-    while i < chars.len() {
-        let c = chars[i];
-        if c.is_whitespace() {
-            i += 1;
-            continue;
-        }
-        tokens += 1;
-        if c.is_alphanumeric() || c == '_' || c == '$' {
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '$') {
-                i += 1;
-            }
-        } else if c == '\'' || c == '"' || c == '`' {
-            i += 1;
-            while i < chars.len() && chars[i] != c {
-                i += if chars[i] == '\\' { 2 } else { 1 };
-            }
-            i += 1;
-        } else {
-            i += 1;
-        }
-    }
-    (lines, tokens)
-}
-
 #[test]
 fn the_sizes_in_concerns_md_are_the_clients_sizes() {
-    let concerns = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/concerns.md"))
-        .expect("docs/concerns.md");
+    let concerns =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/concerns.md"))
+            .expect("docs/concerns.md");
     let mut expected = Vec::new();
     for client in CLIENTS {
         let source = std::fs::read_to_string(clients_dir().join(format!("{client}.js"))).unwrap();
-        let (lines, tokens) = size(&source);
+        let ClientSize { lines, tokens } = ClientSize::of(&source);
+        assert_eq!(
+            ClientSize::of(&source),
+            reference_client(client.parse().unwrap()),
+            "{client}: the binary's copy is stale"
+        );
         expected.push(format!("| [`{client}.js`](clients/{client}.js) | {lines} | {tokens} |"));
     }
     let missing: Vec<&String> = expected.iter().filter(|row| !concerns.contains(row.as_str())).collect();

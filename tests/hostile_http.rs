@@ -560,3 +560,26 @@ async fn shutdown_takes_under_a_second_even_with_clients_that_do_not_read() {
     let took = started.elapsed();
     assert!(took < Duration::from_millis(1000), "shutdown took {took:?}");
 }
+
+#[test]
+fn help_serve_lists_every_limit() {
+    let output =
+        std::process::Command::new(env!("CARGO_BIN_EXE_pushlab")).args(["help", "serve"]).output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for limit in [
+        "--max-connections",
+        "--max-sockets",
+        "--request-timeout",
+        "--body-timeout",
+        "--write-timeout",
+        "--max-response-bytes",
+        "--max-message-bytes",
+        "--heartbeat",
+        "--history",
+        "Fixed limits",
+        "poll bytes in flight",
+        "Retry-After",
+    ] {
+        assert!(help.contains(limit), "`pushlab help serve` does not mention {limit}:\n{help}");
+    }
+}

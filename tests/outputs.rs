@@ -224,7 +224,9 @@ async fn the_html_report_renders_offline_in_a_browser() {
             }",
         )
         .await;
+    let errors = browser.console_errors().await;
     browser.close().await;
+    assert!(errors.is_empty(), "the page logged errors: {errors:?}");
     assert_eq!(state["ready"], "complete", "{state}");
     assert_eq!(state["title"], "pushlab results");
     assert_eq!(state["svgs"], 2, "both plots inlined: {state}");

@@ -349,7 +349,10 @@ impl Browser {
         // Removed with the Browser, also when a test fails.
         let profile = tempfile::Builder::new().prefix("pushlab-chromium-").tempdir().unwrap();
         // Flags for a root user on a machine without a display or outside network.
-        let capabilities = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            // Keeps the page's console, for `console_errors`.
+            "goog:loggingPrefs": {"browser": "ALL"},
+            "goog:chromeOptions": {
             "binary": "/usr/bin/chromium",
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                      "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -376,6 +379,19 @@ impl Browser {
     pub async fn goto(&self, url: &str) {
         let url_endpoint = format!("{}/session/{}/url", self.base, self.session);
         self.http.post(url_endpoint).json(&json!({"url": url})).send().await.unwrap();
+    }
+
+    /// The page's console messages of level SEVERE (errors) since the last call.
+    pub async fn console_errors(&self) -> Vec<String> {
+        let endpoint = format!("{}/session/{}/se/log", self.base, self.session);
+        let body = json_of(self.http.post(endpoint).json(&json!({"type": "browser"}))).await;
+        body["value"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|entry| entry["level"] == "SEVERE")
+            .map(|entry| entry["message"].as_str().unwrap_or("").to_string())
+            .collect()
     }
 
     /// Runs `script` in the page and returns its value.

@@ -40,6 +40,7 @@ export function connect({
       const response = await fetch(url, { signal: request.signal, cache: 'no-store' });
       if (!response.ok) throw httpError(response);
       const body = await response.json();
+      if (closed) return; // close() came while the answer was on its way
       if (epoch === null) {
         lastId = body.last_id;
       } else {

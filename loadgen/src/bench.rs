@@ -48,16 +48,45 @@ pub struct BenchOptions {
     pub junit: Option<PathBuf>,
 }
 
-/// Runs the gate; returns the exit code ([`PASSED`] or [`REGRESSED`]). Errors (a missing
-/// baseline, a bad threshold, a run that failed) are `Err`.
-pub async fn run(options: &BenchOptions) -> anyhow::Result<i32> {
+/// What `pushlab bench` did, for the binary to print.
+#[derive(Debug)]
+pub enum Gate {
+    /// `--update-baseline`: the baseline was written from this many runs.
+    BaselineWritten {
+        /// Runs in it.
+        runs: usize,
+    },
+    /// The runs were compared with the baseline.
+    Compared {
+        /// One line per check and condition.
+        outcomes: Vec<gate::Outcome>,
+        /// Runs compared.
+        runs: usize,
+    },
+}
+
+impl Gate {
+    /// The exit code: [`REGRESSED`] when a check failed, else [`PASSED`].
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Gate::Compared { outcomes, .. } if outcomes.iter().any(|o| o.verdict == gate::Verdict::Fail) => {
+                REGRESSED
+            }
+            _ => PASSED,
+        }
+    }
+}
+
+/// Runs the gate: writes the baseline, or compares and writes the JUnit XML and the
+/// step summary. Errors (a missing baseline, a bad threshold, a run that failed) are
+/// `Err`.
+pub async fn run(options: &BenchOptions) -> anyhow::Result<Gate> {
     let runs = if options.current.is_empty() { measure(options).await? } else { load_all(&options.current)? };
     if options.update_baseline {
         let baseline = Baseline { baseline_version: 1, command: options.lab.command.clone(), runs };
         std::fs::write(&options.baseline, serde_json::to_string_pretty(&baseline)? + "\n")
             .with_context(|| format!("writing {}", options.baseline.display()))?;
-        println!("wrote the baseline {} ({} runs)", options.baseline.display(), baseline.runs.len());
-        return Ok(PASSED);
+        return Ok(Gate::BaselineWritten { runs: baseline.runs.len() });
     }
     let baseline = load(&options.baseline).with_context(|| {
         format!(
@@ -85,7 +114,6 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<i32> {
         .concat();
     let outcomes = gate::evaluate(&base_stats, &now_stats, &checks, &conditions);
 
-    print!("{}", report::gate::terminal(&outcomes, runs.len()));
     if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) {
         use std::io::Write;
         let mut file = std::fs::OpenOptions::new()
@@ -99,14 +127,13 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<i32> {
         std::fs::write(path, report::gate::junit(&outcomes))
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    let regressed = outcomes.iter().any(|o| o.verdict == gate::Verdict::Fail);
-    Ok(if regressed { REGRESSED } else { PASSED })
+    Ok(Gate::Compared { outcomes, runs: runs.len() })
 }
 
 async fn measure(options: &BenchOptions) -> anyhow::Result<Vec<Results>> {
     let mut runs = Vec::new();
     for i in 1..=options.repeat.max(1) {
-        eprintln!("pushlab bench: run {i} of {}", options.repeat.max(1));
+        lab::progress(lab::Progress::BenchRun { run: i, of: options.repeat.max(1) });
         let mut lab = options.lab.clone();
         lab.out = options.lab.out.join(format!("run-{i}"));
         runs.push(lab::run(&lab).await?);

@@ -119,6 +119,13 @@ pub enum Progress {
     },
     /// `transport` is measured.
     Measured(Box<TransportResult>),
+    /// Run `run` of `of` of `pushlab bench` begins.
+    BenchRun {
+        /// This run, from 1.
+        run: usize,
+        /// Runs in all.
+        of: usize,
+    },
     /// A step of `--find-max` begins.
     FindMaxStep {
         /// The transport.
@@ -228,16 +235,6 @@ fn warnings(transports: &[TransportResult], w: &Workload, cores: usize) -> Vec<S
 }
 
 fn setup(options: &LabOptions, fd_limit: u64) -> anyhow::Result<Setup> {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu_model = cpuinfo
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string();
-    let memory_bytes = procfs::Current::current().map(|m: procfs::Meminfo| m.mem_total).unwrap_or(0);
-    let git_commit = BUILD_COMMIT.get().cloned();
     let mut workload = serde_json::to_value(&options.workload)?;
     if options.target.is_some() {
         // The heartbeat is a flag of the servers pushlab spawns; a target has its own,
@@ -248,14 +245,8 @@ fn setup(options: &LabOptions, fd_limit: u64) -> anyhow::Result<Setup> {
         pushlab_version: env!("CARGO_PKG_VERSION").to_string(),
         command: options.command.clone(),
         started_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-        git_commit,
-        machine: Machine {
-            cpu_model,
-            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            kernel,
-            memory_bytes,
-            fd_limit,
-        },
+        git_commit: build_commit(),
+        machine: Machine::here(fd_limit),
         target: options
             .target
             .clone()
@@ -280,6 +271,11 @@ pub fn default_out_dir(results_dir: &Path, name: &str) -> PathBuf {
 /// The commit the running binary was built from (see the root `build.rs`), set once by
 /// the `pushlab` binary; a library user that does not set it records none.
 static BUILD_COMMIT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The commit the running binary was built from, when the binary said.
+pub fn build_commit() -> Option<String> {
+    BUILD_COMMIT.get().cloned()
+}
 
 /// Records `commit` (e.g. `env!("PUSHLAB_GIT_COMMIT")` of the binary) as every run's
 /// `git_commit`. Only the first call counts.

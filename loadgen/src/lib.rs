@@ -18,6 +18,7 @@
 //! - [`process`]: the server as its own process; CPU and memory from `/proc`.
 //! - [`run`]: one transport's measurement, phase by phase.
 //! - [`lab`]: every transport in turn, each against a fresh server; writes the reports.
+//!   It reports progress as `lab::Progress` events, which only the binary prints.
 //! - [`saturation`]: `pushlab lab --find-max`, the rate each transport sustains.
 //! - [`network`]: the emulated network (RTT, jitter, bandwidth) between clients and server.
 //! - [`gate`] and [`bench`]: `pushlab bench`, the regression gate for CI.
@@ -26,12 +27,17 @@
 //!   runs, written as `docs/claims.md`.
 //! - [`abuse`]: `pushlab abuse`, the normal workload measured clean and again under
 //!   hostile clients (stuck readers, a ping flood, poll hogs, idle sockets), one file each.
-//! - [`results`]: the `results.json` data model; [`report`]: table, CSV, plots.
+//! - [`complexity`]: the sizes of the reference browser clients (`docs/clients/`),
+//!   saved with every run.
+//! - [`results`]: the `results.json` data model, the metric registry (`METRICS`) shared
+//!   by the gate, the CSV and the gate's report, and `saturation.json`'s curves;
+//!   [`report`]: table, CSV, plots, `index.html`, sweep files.
 
 pub mod abuse;
 pub mod bench;
 pub mod claims;
 pub mod client;
+pub mod complexity;
 pub mod gate;
 pub mod lab;
 pub mod network;

@@ -29,6 +29,53 @@ pub struct Live {
     pub empty_responses: AtomicU64,
     /// TCP connections opened.
     pub connections: AtomicU64,
+    /// Latency while the run goes, for its progress line; shared by all clients.
+    pub latency: Option<Arc<LiveLatency>>,
+}
+
+/// A coarse latency histogram that many clients fill at once and the progress line
+/// reads while they do: four buckets per doubling (each about 19 % wide), one relaxed
+/// atomic add per message. The results come from each client's own HdrHistogram; this
+/// only says, while a run goes, roughly where p99 is.
+#[derive(Debug)]
+pub struct LiveLatency {
+    buckets: [AtomicU64; LIVE_BUCKETS],
+}
+
+const LIVE_BUCKETS: usize = 4 * 40;
+
+impl Default for LiveLatency {
+    fn default() -> Self {
+        LiveLatency { buckets: std::array::from_fn(|_| AtomicU64::new(0)) }
+    }
+}
+
+impl LiveLatency {
+    fn bucket(us: u64) -> usize {
+        ((4.0 * (us.max(1) as f64).log2()) as usize).min(LIVE_BUCKETS - 1)
+    }
+
+    /// Counts one latency, in µs.
+    pub fn record(&self, us: u64) {
+        self.buckets[Self::bucket(us)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The upper edge, in ms, of the bucket that holds the 99th percentile so far
+    /// (`None` before any message).
+    pub fn p99_ms(&self) -> Option<f64> {
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = (total as f64 * 0.99).ceil() as u64;
+        let mut seen = 0;
+        let index = counts.iter().position(|&count| {
+            seen += count;
+            seen >= rank
+        })?;
+        Some(2f64.powf((index + 1) as f64 / 4.0) / 1e3)
+    }
 }
 
 /// A sum of [`Live`] counters at one instant.
@@ -206,6 +253,23 @@ pub fn probe_data(seq: u64, t_us: u64, payload: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_live_p99_is_the_bucket_of_the_99th_percentile() {
+        let live = LiveLatency::default();
+        assert_eq!(live.p99_ms(), None);
+        for _ in 0..990 {
+            live.record(1_000); // 1 ms
+        }
+        for _ in 0..10 {
+            live.record(100_000); // 100 ms
+        }
+        let p99 = live.p99_ms().unwrap();
+        assert!((1.0..1.2).contains(&p99), "p99 {p99} ms: the 990th of 1000 is 1 ms");
+        live.record(100_000);
+        let p99 = live.p99_ms().unwrap();
+        assert!((100.0..120.0).contains(&p99), "p99 {p99} ms");
+    }
 
     fn recorder() -> Recorder {
         let window: Window = Arc::new(OnceLock::new());

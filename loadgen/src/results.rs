@@ -4,6 +4,8 @@
 use pushlab_protocol::Transport;
 use serde::{Deserialize, Serialize};
 
+use crate::complexity::ClientSize;
+
 /// Version of this document's shape; bumped when a field changes meaning.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -56,6 +58,29 @@ pub struct Machine {
     pub fd_limit: u64,
 }
 
+impl Machine {
+    /// This machine, read from `/proc`, with the open-files limit in force.
+    pub fn here(fd_limit: u64) -> Machine {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let cpu_model = cpuinfo
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
+            })
+            .unwrap_or_else(|| "unknown".into());
+        Machine {
+            cpu_model,
+            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+            memory_bytes: procfs::Current::current().map(|m: procfs::Meminfo| m.mem_total).unwrap_or(0),
+            fd_limit,
+        }
+    }
+}
+
 /// Everything measured for one transport.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TransportResult {
@@ -75,6 +100,10 @@ pub struct TransportResult {
     pub loadgen: LoadgenCost,
     /// Sending from client to server.
     pub upstream: Upstream,
+    /// The size of this transport's reference browser client (`docs/clients/`), as the
+    /// binary that ran had it; absent in runs made before it was saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_client: Option<ClientSize>,
 }
 
 /// Latency percentiles, from the intended publish time.

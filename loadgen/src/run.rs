@@ -24,7 +24,7 @@ use crate::client::{ClientSettings, Session, Target};
 use crate::network::Emulator;
 use crate::process::ProcSample;
 use crate::publisher::{self, PublishReport};
-use crate::record::{new_histogram, Live, LiveSnapshot, Recorder, Window};
+use crate::record::{new_histogram, Live, LiveLatency, LiveSnapshot, Recorder, Window};
 use crate::results::{Delivery, Idle, Latency, LoadgenCost, ServerCost, Traffic, TransportResult};
 use crate::upstream;
 use crate::workload::Workload;
@@ -94,10 +94,11 @@ impl Plan {
         let stop = CancellationToken::new();
         let mut clients = JoinSet::new();
         let mut lives = Vec::with_capacity(w.clients);
+        let live_latency = Arc::new(LiveLatency::default());
         for i in 0..w.clients {
             tokio::time::sleep_until(epoch + Duration::from_secs_f64(i as f64 / w.connect_rate_per_second))
                 .await;
-            let live = Arc::new(Live::default());
+            let live = Arc::new(Live { latency: Some(live_latency.clone()), ..Live::default() });
             lives.push(live.clone());
             let session = Session {
                 target: subscriber_target.clone(),
@@ -141,7 +142,7 @@ impl Plan {
         };
         let ticking = |phase: &'static str, until: u64| {
             bar.set_message(phase);
-            tick_until(bar, phase, &lives, epoch, start_us, at(until))
+            tick_until(bar, phase, &lives, &live_latency, epoch, start_us, at(until))
         };
         ticking("warm-up", window_start).await;
         let measured_from = self.boundary(&lives);
@@ -270,6 +271,7 @@ fn summarize(transport: Transport, w: &Workload, r: Recorded) -> anyhow::Result<
             publish_requests: r.published.batches,
         },
         upstream: r.upstream,
+        reference_client: Some(crate::complexity::reference_client(transport)),
     })
 }
 
@@ -302,12 +304,14 @@ async fn wait_for_first_requests(lives: &[Arc<Live>], poll_interval: Duration) -
     }
 }
 
-/// Moves the bar on until `until`; once a second its message becomes the phase and the
-/// deliveries per second over that second, so a stall shows while it happens.
+/// Moves the bar on until `until`; once a second its message becomes the phase, the
+/// deliveries per second over that second and the p99 so far, so a stall shows while it
+/// happens.
 async fn tick_until(
     bar: &ProgressBar,
     phase: &str,
     lives: &[Arc<Live>],
+    latency: &LiveLatency,
     epoch: Instant,
     start_us: u64,
     until: Instant,
@@ -320,7 +324,8 @@ async fn tick_until(
         if elapsed >= Duration::from_secs(1) {
             let delivered = LiveSnapshot::sum(lives).messages;
             let per_second = delivered.saturating_sub(last.1) as f64 / elapsed.as_secs_f64();
-            bar.set_message(format!("{phase} · {per_second:.0} delivered/s"));
+            let p99 = latency.p99_ms().map_or(String::new(), |ms| format!(" · p99 ≤ {ms:.1} ms so far"));
+            bar.set_message(format!("{phase} · {per_second:.0} delivered/s{p99}"));
             last = (Instant::now(), delivered);
         }
     }

@@ -231,14 +231,17 @@ impl Guarded {
 /// hyper's automatic answer to a request it could not parse, if `buf` is one: its
 /// status. Only hyper writes these: every response of the router has a body.
 fn hyper_refusal(buf: &[u8]) -> Option<(u16, &'static str, &'static str)> {
-    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    if head_end != buf.len() || !buf.windows(19).any(|w| w.eq_ignore_ascii_case(b"content-length: 0\r\n")) {
-        return None;
-    }
+    // The status line first: every other write (responses, WebSocket frames after an
+    // upgrade) fails this in a few byte comparisons.
     let refusal = |prefix: &[u8], answer| buf.starts_with(prefix).then_some(answer);
-    refusal(b"HTTP/1.1 400 ", (400, "Bad Request", "bad_request"))
+    let answer = refusal(b"HTTP/1.1 400 ", (400, "Bad Request", "bad_request"))
         .or_else(|| refusal(b"HTTP/1.1 414 ", (414, "URI Too Long", "uri_too_long")))
-        .or_else(|| refusal(b"HTTP/1.1 431 ", (431, "Request Header Fields Too Large", "headers_too_large")))
+        .or_else(|| {
+            refusal(b"HTTP/1.1 431 ", (431, "Request Header Fields Too Large", "headers_too_large"))
+        })?;
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let empty = buf.windows(19).any(|w| w.eq_ignore_ascii_case(b"content-length: 0\r\n"));
+    (head_end == buf.len() && empty).then_some(answer)
 }
 
 fn json_refusal(status: u16, reason: &str, code: &str) -> Vec<u8> {

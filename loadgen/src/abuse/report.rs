@@ -325,29 +325,13 @@ fn verdicts(
 
 /// The setup of a run about to be made.
 pub(super) fn setup(options: &AbuseOptions, fd_limit: u64) -> AbuseSetup {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let cpu_model = cpuinfo
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown".into());
     AbuseSetup {
         command: options.command.clone(),
         started_at: super::now_rfc3339(),
         pushlab_version: env!("CARGO_PKG_VERSION").to_string(),
         build: if cfg!(debug_assertions) { "debug" } else { "release" }.to_string(),
-        git_commit: git_commit(),
-        machine: Machine {
-            cpu_model,
-            cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
-                .unwrap_or_default()
-                .trim()
-                .to_string(),
-            memory_bytes: procfs::Current::current().map(|m: procfs::Meminfo| m.mem_total).unwrap_or(0),
-            fd_limit,
-        },
+        git_commit: crate::lab::build_commit(),
+        machine: Machine::here(fd_limit),
         normal: options.normal.clone(),
         prefill: options.prefill,
         attack: options.attack.clone(),
@@ -355,18 +339,6 @@ pub(super) fn setup(options: &AbuseOptions, fd_limit: u64) -> AbuseSetup {
         rss_safety_bytes: options.rss_safety_bytes,
         quick: options.quick,
     }
-}
-
-/// `git rev-parse HEAD`, with `+uncommitted` when the code differs from it (as the lab
-/// records it, `lab.rs`).
-fn git_commit() -> Option<String> {
-    let git = |args: &[&str]| std::process::Command::new("git").args(args).output().ok();
-    let head = git(&["rev-parse", "HEAD"]).filter(|o| o.status.success())?;
-    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
-    let code = [":(glob)**/*.rs", ":(glob)**/Cargo.toml", "Cargo.lock"];
-    let changed = git(&[&["diff", "--quiet", "HEAD", "--"][..], &code[..]].concat())
-        .is_some_and(|o| o.status.code() == Some(1));
-    Some(if changed { format!("{head}+uncommitted") } else { head })
 }
 
 /// Bytes in binary units, as the bound is given: `131 B`, `4 KiB`, `2.1 MiB`, `1.5 GiB`.

@@ -189,6 +189,9 @@ impl Session {
         self.live.message_bytes.fetch_add(json.len() as u64, Ordering::Relaxed);
         if let Some(probe) = message.probe() {
             self.recorder.message(probe.seq, probe.t_us, received_us);
+            if let Some(latency) = &self.live.latency {
+                latency.record(received_us.saturating_sub(probe.t_us));
+            }
         }
         Ok(())
     }

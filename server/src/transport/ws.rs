@@ -1,15 +1,19 @@
-//! WebSocket: `GET /ws?since=ID` upgrades the connection; from then on each message is
-//! one text frame carrying the message JSON, and the client may send frames back:
+//! WebSocket: `GET /ws?since=CURSOR` upgrades the connection. The first frame is
+//! `{"type":"hello","epoch":"E","last_id":M}` (the epoch a resume cursor names); from
+//! then on each message is one text frame carrying the message JSON, and the client may
+//! send frames back ([`pushlab_protocol::ws`]):
 //!
-//! - `{"type":"publish","data":...,"message_type"?:"chat"}` publishes to the stream (same rules
-//!   and token as `POST /publish`); the server answers `{"type":"published","message_id":N}` (no `id`: only
-//!   messages carry one, so a client can tell them from notices by that field);
+//! - `{"type":"publish","data":...,"message_type"?:"chat"}` publishes to the stream (same
+//!   rules and token as `POST /publish`); the server answers
+//!   `{"type":"published","message_id":N}` (no `id`: only messages carry one, so a client
+//!   can tell them from notices by that field);
 //! - `{"type":"ping"}` is answered with `{"type":"pong"}`;
 //! - anything else gets a `{"type":"error",...}` frame; the connection stays open.
 //!
 //! The cursor lives in this connection's task. One task does both directions with
 //! `select!`: it halves the per-connection state compared with a reader task and a
-//! writer task joined by a channel, and a slow reader simply pauses both.
+//! writer task joined by a channel, and a slow reader simply pauses both. Every write
+//! has a deadline, so a peer that stops reading is closed (1008) rather than held.
 
 use std::future::Future;
 use std::io;

@@ -70,6 +70,7 @@ pub(crate) fn transport(transport: Transport) -> TransportResult {
             p99_ms: 0.0,
             bytes_per_send: 0.0,
         },
+        reference_client: None,
     }
 }
 

@@ -74,7 +74,8 @@ fn c8(e: &Evidence) -> Result<Finding, Lacks> {
     let claimed = C8_CLAIMED_BYTES_PER_DAY;
     let kind = if (per_day / claimed - 1.0).abs() <= C8_TOLERANCE { Kind::Holds } else { Kind::Conditional };
     let [few, many] = C8_SEGMENTS_PER_POLL;
-    let with_packets = |segments: f64| (per_poll + segments * SEGMENT_HEADER_BYTES) * polls_per_second * 86_400.0;
+    let with_packets =
+        |segments: f64| (per_poll + segments * SEGMENT_HEADER_BYTES) * polls_per_second * 86_400.0;
     Ok(Finding {
         kind,
         summary: format!(

@@ -48,7 +48,9 @@ fn p1(e: &Evidence) -> Result<Finding, Lacks> {
         (wire - json) * 8.0 / x.traffic.seconds / MBPS
     };
     // Headers only, like theirs: `per_poll` header bytes for each request.
-    let headers_mbps = |x: &TransportResult, per_poll: f64| per_poll * x.traffic.requests as f64 * 8.0 / x.traffic.seconds / MBPS;
+    let headers_mbps = |x: &TransportResult, per_poll: f64| {
+        per_poll * x.traffic.requests as f64 * 8.0 / x.traffic.seconds / MBPS
+    };
     let largest = e.scale.last().ok_or_else(|| Lacks("the scale runs".into()))?;
     let mut rows = Vec::new();
     let mut per_poll = 0.0;
@@ -200,13 +202,12 @@ fn p3(e: &Evidence) -> Result<Finding, Lacks> {
     Ok(Finding {
         kind,
         summary: format!(
-            "Streaming (SSE, WebSocket) delivers in one transit{}. Long polling's maximum is {}: RFC 6202 puts the \
+            "Streaming (SSE, WebSocket) delivers in one transit{}. Long polling's maximum is {max_transits:.2} transits: RFC 6202 puts the \
              worst case at \"over three network transits\" (a response, the next request, another response), and \
              {}. \
              Its average is close to one transit only when messages are further apart than a round trip: a message \
              published while the client's next request is on its way waits for it, and at these rates {}.",
             if stream_ok { "" } else { " (not at every RTT: see the table)" },
-            format!("{max_transits:.2} transits at most"),
             if max_ok {
                 "nothing here went past three transits plus the time server and client take"
             } else {
