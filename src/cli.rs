@@ -186,6 +186,13 @@ struct TraceArgs {
     /// Messages to publish while the client follows the stream.
     #[arg(long, default_value_t = 2)]
     messages: u64,
+    /// Also write the exchange as a sequence diagram, a self-contained SVG, to this file.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// Cut the client's connection this long after the start (`250ms`), publish one more
+    /// message while it is away, and trace its reconnect and resume.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
+    drop_after: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -355,7 +362,14 @@ impl Cli {
             Command::Abuse(args) => until_signal(abuse(args)).await,
             Command::Trace(args) => {
                 let exe = std::env::current_exe().context("locating the pushlab binary")?;
-                print!("{}", pushlab_loadgen::trace::run(args.transport, &exe, args.messages).await?);
+                let recording =
+                    pushlab_loadgen::trace::record(args.transport, &exe, args.messages, args.drop_after)
+                        .await?;
+                print!("{}", pushlab_loadgen::trace::render(args.transport, &recording));
+                if let Some(path) = &args.svg {
+                    std::fs::write(path, pushlab_loadgen::trace::svg(args.transport, &recording))
+                        .with_context(|| format!("writing {}", path.display()))?;
+                }
                 Ok(0)
             }
             Command::Completions(args) => {
@@ -490,7 +504,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ..pushlab_server::Config::default()
     };
     config.validate(fd_limit).map_err(anyhow::Error::msg)?;
-    let listener = tokio::net::TcpListener::bind(&args.addr).await.with_context(|| {
+    let listener = listen(&args.addr).await.with_context(|| {
         format!("cannot listen on {} (expected HOST:PORT, e.g. 127.0.0.1:3000)", args.addr)
     })?;
     let addr = listener.local_addr()?;
@@ -508,6 +522,26 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     pushlab_server::run(listener, config, stop).await?;
     say("pushlab serve: stopped");
     Ok(())
+}
+
+/// Binds `addr` (a name is resolved) with a listen backlog of 4096 connections, capped
+/// by the kernel's `net.core.somaxconn`. The standard library's bind asks for 128: a
+/// burst of a few hundred connects (thousands of clients reconnecting after a restart)
+/// then overflows the queue, and the kernel drops SYNs that clients retry only after a
+/// second.
+async fn listen(addr: &str) -> std::io::Result<tokio::net::TcpListener> {
+    let mut last_error = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket =
+            if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr).and_then(|()| socket.listen(4096)) {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error
+        .unwrap_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "the name has no address")))
 }
 
 /// One line on stdout; a closed pipe is not an error for a server.

@@ -1,7 +1,7 @@
 //! The live page in a real browser: Debian's Chromium, headless, receives every message
-//! in all four panes through the browser's own clients (fetch, EventSource, WebSocket),
-//! including after every connection is dropped, with a latency for every message,
-//! whoever published it.
+//! in all four panes through the reference clients of `docs/clients/` (which the page
+//! imports from `/clients/*.js`), including after every connection is dropped, with a
+//! latency for every message, whoever published it, and without a console error.
 
 use std::time::Duration;
 
@@ -68,9 +68,76 @@ async fn the_page_shows_every_message_in_all_four_panes_even_after_a_forced_reco
         assert!(state[pane]["reconnects"].as_u64().unwrap() >= 1, "{pane}: {state}");
     }
 
-    // The page's own publish button reaches every pane too.
+    // The page's own publish button reaches every pane too (a POST, through the short
+    // poller's client), and so does a pane's: the WebSocket pane publishes on its socket.
     browser.eval("document.getElementById('publish').click(); return true").await;
     until_all_panes_have(&browser, 11).await;
+    browser.eval("document.querySelector('#pane-ws .publish').click(); return true").await;
+    let state = until_all_panes_have(&browser, 12).await;
+    for pane in ["short_poll", "long_poll", "sse", "ws"] {
+        assert_eq!(state[pane]["duplicates"], 0, "{pane}: {state}");
+    }
+    let published = browser.eval("return document.getElementById('published').textContent").await;
+    assert!(published.as_str().unwrap_or_default().contains("#12 through ws"), "{published}");
+
+    // The rate control publishes on its own, here through the long poller's client.
+    browser
+        .eval(
+            "document.getElementById('via').value = 'long_poll';
+             const rate = document.getElementById('rate');
+             rate.value = '10'; rate.onchange({ target: rate }); return true",
+        )
+        .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    browser
+        .eval("const rate = document.getElementById('rate'); rate.value = '0'; rate.onchange({ target: rate }); return true")
+        .await;
+    // Until the last publish in flight has its answer: the text stops changing.
+    let mut published = String::new();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = browser.eval("return document.getElementById('published').textContent").await;
+        let now = now.as_str().unwrap_or_default().to_string();
+        if now == published {
+            break;
+        }
+        published = now;
+    }
+    let last: u64 = published
+        .split("#")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("{published}"));
+    assert!(last > 12 && published.contains("through long_poll"), "{published}");
+    until_all_panes_have(&browser, last).await;
+
+    // The short poller asks for the poll interval before every wait: a change applies at
+    // once. 1.5 s for 3 s: two or three polls (a broken setting would be hundreds, or
+    // six at the default 500 ms).
+    let requests = "return Number(document.querySelector('#pane-short_poll .requests').textContent)";
+    browser.eval("document.getElementById('interval').value = '1500'; return true").await;
+    tokio::time::sleep(Duration::from_millis(600)).await; // the wait already begun
+    let before = browser.eval(requests).await.as_u64().unwrap();
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    let polls = browser.eval(requests).await.as_u64().unwrap() - before;
+    assert!((1..=4).contains(&polls), "{polls} short polls in 3 s at a 1.5 s interval");
+
+    // Every pane's client is the reference client, served by the server.
+    let how =
+        browser.eval("return [...document.querySelectorAll('.pane .how')].map(e => e.textContent)").await;
+    for client in ["short_poll", "long_poll", "sse", "ws"] {
+        let named = how
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h.as_str().unwrap().contains(&format!("clients/{client}.js")));
+        assert!(named, "{client}: {how}");
+    }
+
+    // Nothing went wrong in the page: no exception, no failed request, no failed import.
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "the page logged errors: {errors:?}");
     browser.close().await;
 }
 
@@ -102,11 +169,12 @@ async fn pane_statuses(browser: &Browser) -> Value {
         .await
 }
 
-/// A server at its subscriber limit answers the page's subscribers with 503. The browser's
-/// EventSource does not retry a non-200 answer (WHATWG HTML §9.2, processing model: it
-/// "fails the connection" and stays CLOSED), so without the page's own retry the SSE pane
-/// would say "reconnecting" forever. Each pane must show the refusal, back off, and come
-/// back from its last id once the server has room again.
+/// A server at its subscriber limit answers the page's subscribers with 503. Each pane must
+/// show the refusal (its client's `backoff` state says why: the status and pushlab's JSON
+/// error, except for WebSocket, whose API hides it), back off, and come back from its
+/// cursor once the server has room again. (A browser's own `EventSource` would not retry
+/// at all after a 503, WHATWG HTML §9.2, "fail the connection": one reason `sse.js` reads
+/// the stream with fetch.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pane_refused_with_503_says_so_and_recovers_when_the_server_has_room() {
     let Some(browser) = Browser::start().await else { return };
@@ -147,7 +215,8 @@ async fn a_pane_refused_with_503_says_so_and_recovers_when_the_server_has_room()
     }
 
     // Published while every pane is refused: each must fetch it once it gets in, so each
-    // resumes from its own cursor (a fresh EventSource has no Last-Event-ID to send).
+    // resumes from its own cursor (the page starts every client from id 0 of the current
+    // run, not from "now").
     publish_chat(&server, 1, 1).await;
     drop(holders);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);

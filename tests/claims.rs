@@ -53,3 +53,24 @@ fn claims_gives_every_claim_a_verdict_with_figures() {
     let normalise = |s: String| s.lines().skip(3).collect::<Vec<_>>().join("\n");
     assert_eq!(normalise(std::fs::read_to_string(&again).unwrap()), normalise(text));
 }
+
+/// `docs/claims.md` is what `pushlab claims --from` makes of the committed runs today:
+/// a change to a verdict or to the figures it prints must come with the regenerated
+/// document.
+#[test]
+fn docs_claims_md_is_what_claims_from_the_committed_runs_makes() {
+    // Cargo runs integration tests from the package's root, where the relative paths
+    // of the document (`../results/…`) are meant to be read from.
+    let committed = std::fs::read_to_string("docs/claims.md").unwrap();
+    let source = committed
+        .lines()
+        .find_map(|line| line.split("pushlab claims --from ").nth(1))
+        .and_then(|rest| rest.split(['`', ' ']).next())
+        .expect("docs/claims.md names the runs it was made from");
+    let evidence = pushlab_loadgen::claims::Evidence::load(std::path::Path::new(source)).unwrap();
+    let made = pushlab_loadgen::claims::verdicts::render(&evidence, std::path::Path::new("docs"));
+    assert!(
+        made == committed,
+        "docs/claims.md is stale: run `cargo run --release -- claims --from {source}` and commit the result"
+    );
+}

@@ -78,19 +78,26 @@ impl Pushlab {
 }
 
 /// The test page: imports one client (`?client=`) and records what it hears in
-/// `window.state`: message ids per run (a `reset` starts a new run), notices, states.
+/// `window.state`: message ids per run (a `reset` starts a new run), notices, states, the
+/// second argument of every `backoff` state, and how many traces (`onTrace`) of each type.
 const PAGE: &str = r#"<!doctype html><meta charset="utf-8"><title>reference client</title>
 <script type="module">
 const p = new URLSearchParams(location.search);
 const { connect } = await import(`/clients/${p.get('client')}.js`);
-const state = (window.state = { runs: [[]], data: [], notices: [], states: [], live: false });
+const state = (window.state = { runs: [[]], data: [], notices: [], states: [], live: false, backoffs: [],
+  traces: { request: 0, response: 0, data: 0 } });
 const options = JSON.parse(p.get('options') || '{}');
 window.start = (since) => {
   window.client = connect({
     base: p.get('base'), token: p.get('token'), since, heartbeatMs: 1000, ...options,
     onMessage: (m) => { state.runs[state.runs.length - 1].push(m.id); state.data.push(m.data); },
     onNotice: (n) => { state.notices.push(n.type); if (n.type === 'reset') state.runs.push([]); },
-    onState: (s) => { state.states.push(s); state.live = s === 'live'; },
+    onState: (s, info) => {
+      state.states.push(s);
+      state.live = s === 'live';
+      if (s === 'backoff') state.backoffs.push({ ...info, error: info.error && String(info.error) });
+    },
+    onTrace: (t) => { state.traces[t.type]++; },
   });
 };
 window.start(null);
@@ -202,7 +209,66 @@ async fn exercise(client: &str) {
         until(&browser, "the new run's ids 1..=5", 30, |s| s["runs"] == json!([ids(1, 26), ids(1, 5)])).await;
     assert!(state["notices"].as_array().unwrap().contains(&json!("reset")), "{state}");
     assert!(state["states"].as_array().unwrap().contains(&json!("backoff")), "{state}");
+    // Every backoff says how long it waits, and why (the pollers and SSE: the error; the
+    // WebSocket: whether it had opened, and the close code).
+    for backoff in state["backoffs"].as_array().unwrap() {
+        assert!(backoff["delayMs"].as_f64().is_some_and(|ms| ms >= 0.0), "{client}: {state}");
+        let why = if client == "ws" { &backoff["opened"] } else { &backoff["error"] };
+        assert!(!why.is_null(), "{client}: {state}");
+    }
+    // The hook a page draws a timeline with: every request or connection, every body
+    // (a poll's carries a batch), event or frame, and for fetch every answer's headers.
+    let traces = &state["traces"];
+    assert!(traces["request"].as_u64().unwrap() >= 3, "{client}: {state}");
+    assert!(traces["data"].as_u64().unwrap() >= 3, "{client}: {state}");
+    if client != "ws" {
+        assert!(traces["response"].as_u64().unwrap() >= 2, "{client}: {state}");
+    }
     browser.close().await;
+}
+
+/// A bare id as `since` (what a page passes to start from the first message of whatever
+/// run is current, as pushlab's live page does with `"0"`): the client sends `since=ID`,
+/// learns the epoch from the first answer, and its `cursor()` is a full `EPOCH-ID` then.
+async fn exercise_bare_cursor(client: &str) {
+    let Some(browser) = Browser::start().await else { return };
+    let server = Pushlab::start("127.0.0.1:0".parse().unwrap()).await;
+    server.publish(3).await;
+    let (page, _page_task) = page_server().await;
+    let options = r#"{"since":"1"}"#;
+    browser
+        .goto(&format!(
+            "http://{page}/?client={client}&base=http://{}&token={TOKEN}&options={options}",
+            server.addr
+        ))
+        .await;
+    until(&browser, "ids 2..=3 after a bare cursor", 20, |s| s["runs"] == json!([ids(2, 3)])).await;
+    server.publish(2).await;
+    until(&browser, "ids 2..=5", 20, |s| s["runs"] == json!([ids(2, 5)])).await;
+    let cursor = browser.eval("return window.client.cursor()").await;
+    let cursor = cursor.as_str().unwrap_or_default();
+    assert!(cursor.ends_with("-5") && cursor.len() > 2, "{client}: cursor {cursor}");
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_poll_reference_client_resumes_from_a_bare_id() {
+    exercise_bare_cursor("short_poll").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_poll_reference_client_resumes_from_a_bare_id() {
+    exercise_bare_cursor("long_poll").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sse_reference_client_resumes_from_a_bare_id() {
+    exercise_bare_cursor("sse").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_reference_client_resumes_from_a_bare_id() {
+    exercise_bare_cursor("ws").await;
 }
 
 /// A TCP relay between the browser and pushlab that can play a dead peer: `freeze` makes

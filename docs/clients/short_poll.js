@@ -13,15 +13,17 @@
 
 export function connect({
   base, // the server, e.g. 'http://127.0.0.1:3000'
-  since = null, // a cursor 'EPOCH-ID' to resume from; null: from now
+  since = null, // a cursor 'EPOCH-ID' to resume from ('ID': of the current run); null: from now
   token = null, // the server's --publish-token, needed to publish from another origin
-  intervalMs = 500, // time between two polls
+  intervalMs = 500, // time between two polls, or a function that returns it before each wait
   timeoutMs = 10000, // a request that takes longer is given up: the dead-peer check
   onMessage, // called once per message, in id order
   onNotice = () => {}, // {type: 'reset' | 'gap', ...}
-  onState = () => {}, // 'connecting' | 'live' | 'backoff' | 'closed'
+  onState = () => {}, // 'connecting' | 'live' | 'backoff' (2nd argument: {error, delayMs}) | 'closed'
+  onTrace = () => {}, // {type: 'request', url} | {type: 'response', response} | {type: 'data', text}
 }) {
   let [epoch, lastId] = parseCursor(since);
+  const at = () => (epoch ? `${epoch}-${lastId}` : `${lastId}`); // the cursor to send
   let closed = false;
   let failures = 0; // failures in a row, for the backoff
   let timer = null;
@@ -31,11 +33,15 @@ export function connect({
     request = new AbortController();
     const timeout = setTimeout(() => request.abort(), timeoutMs);
     // Without a cursor, /poll answers only where "now" is: {last_id, epoch}.
-    const query = epoch === null ? '' : `?since=${epoch}-${lastId}`;
+    const url = `${base}/poll${epoch === null ? '' : `?since=${at()}`}`;
     try {
-      const response = await fetch(`${base}/poll${query}`, { signal: request.signal, cache: 'no-store' });
-      if (!response.ok) throw httpError(response);
-      const body = await response.json();
+      onTrace({ type: 'request', url });
+      const response = await fetch(url, { signal: request.signal, cache: 'no-store' });
+      onTrace({ type: 'response', response });
+      if (!response.ok) throw await httpError(response);
+      const text = await response.text();
+      onTrace({ type: 'data', text });
+      const body = JSON.parse(text);
       if (closed) return; // close() came while the answer was on its way
       if (epoch === null) {
         lastId = body.last_id;
@@ -58,12 +64,13 @@ export function connect({
       failures = 0;
       onState('live');
       // "more": the answer was cut short; ask again at once.
-      schedule(body.more ? 0 : intervalMs);
+      schedule(body.more ? 0 : typeof intervalMs === 'function' ? intervalMs() : intervalMs);
     } catch (error) {
       if (closed) return;
       failures += 1;
-      onState('backoff');
-      schedule(backoff(failures, error.retryAfter));
+      const delayMs = backoff(failures, error.retryAfter);
+      onState('backoff', { error, delayMs });
+      schedule(delayMs);
     } finally {
       clearTimeout(timeout);
     }
@@ -77,7 +84,7 @@ export function connect({
   poll();
   return {
     publish: (data, type) => publish(base, token, data, type),
-    cursor: () => (epoch === null ? null : `${epoch}-${lastId}`),
+    cursor: () => (epoch === null ? null : at()),
     close() {
       closed = true;
       clearTimeout(timer);
@@ -93,22 +100,27 @@ async function publish(base, token, data, type) {
   if (token) headers.Authorization = `Bearer ${token}`;
   const body = JSON.stringify(type ? { type, data } : { data });
   const response = await fetch(`${base}/publish`, { method: 'POST', headers, body });
-  if (!response.ok) throw httpError(response);
+  if (!response.ok) throw await httpError(response);
   return (await response.json()).id;
 }
 
-// 'EPOCH-ID' → [epoch, id]; null → [null, 0].
+// 'EPOCH-ID' → [epoch, id]; 'ID' → ['', id] (a bare id: the epoch is learnt from the
+// first answer); null → [null, 0].
 function parseCursor(cursor) {
   if (!cursor) return [null, 0];
   const dash = cursor.lastIndexOf('-');
-  return [cursor.slice(0, dash), Number(cursor.slice(dash + 1))];
+  return [cursor.slice(0, Math.max(dash, 0)), Number(cursor.slice(dash + 1))];
 }
 
-// An error that remembers Retry-After. A script on another origin cannot read that
-// header (pushlab does not list it in Access-Control-Expose-Headers): it reads null.
-function httpError(response) {
+// An error that remembers the status and Retry-After, and tells what pushlab's JSON
+// error body ({"error": code, "message": text}) says. A script on another origin cannot
+// read Retry-After (pushlab does not list it in Access-Control-Expose-Headers): null.
+async function httpError(response) {
   const error = new Error(`HTTP ${response.status}`);
+  error.status = response.status;
   error.retryAfter = Number(response.headers.get('Retry-After')) || 0;
+  const body = await response.json().catch(() => ({})); // not JSON: the status alone
+  if (body.error) error.message += ` ${body.error}: ${body.message}`;
   return error;
 }
 

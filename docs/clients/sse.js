@@ -23,14 +23,16 @@
 
 export function connect({
   base, // the server, e.g. 'http://127.0.0.1:3000'
-  since = null, // a cursor 'EPOCH-ID' to resume from; null: from now
+  since = null, // a cursor 'EPOCH-ID' to resume from ('ID': of the current run); null: from now
   token = null, // the server's --publish-token, needed to publish from another origin
   heartbeatMs = 15000, // the server's --heartbeat: a keep-alive comment at least this often
   onMessage, // called once per message, in id order
   onNotice = () => {}, // {type: 'reset' | 'gap' | 'shutdown', ...}
-  onState = () => {}, // 'connecting' | 'live' | 'backoff' | 'closed'
+  onState = () => {}, // 'connecting' | 'live' | 'backoff' (2nd argument: {error, delayMs}) | 'closed'
+  onTrace = () => {}, // {type: 'request', url} | {type: 'response', response} | {type: 'data', text}
 }) {
   let [epoch, lastId] = parseCursor(since);
+  const at = () => (epoch ? `${epoch}-${lastId}` : `${lastId}`); // the cursor to send
   let closed = false;
   let failures = 0; // failures in a row, for the backoff
   let timer = null;
@@ -50,16 +52,21 @@ export function connect({
         // /sse without a cursor starts from now but says nothing until the next message;
         // a short /poll without a cursor tells where now is, so a drop before the first
         // message loses nothing.
+        onTrace({ type: 'request', url: `${base}/poll` });
         const response = await fetch(`${base}/poll`, { signal: controller.signal, cache: 'no-store' });
-        if (!response.ok) throw httpError(response);
+        onTrace({ type: 'response', response });
+        if (!response.ok) throw await httpError(response);
         ({ epoch, last_id: lastId } = await response.json());
       }
-      const response = await fetch(`${base}/sse?since=${epoch}-${lastId}`, {
+      const url = `${base}/sse?since=${at()}`;
+      onTrace({ type: 'request', url });
+      const response = await fetch(url, {
         signal: controller.signal,
         headers: { Accept: 'text/event-stream' },
         cache: 'no-store',
       });
-      if (!response.ok) throw httpError(response);
+      onTrace({ type: 'response', response });
+      if (!response.ok) throw await httpError(response);
       failures = 0;
       onState('live');
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
@@ -84,6 +91,7 @@ export function connect({
             let value = colon < 0 ? '' : line.slice(colon + 1);
             if (value.startsWith(' ')) value = value.slice(1);
             if (field === 'data') event.data = event.data === undefined ? value : `${event.data}\n${value}`;
+            if (field === 'id') event.id = value;
           }
         }
       }
@@ -91,17 +99,21 @@ export function connect({
     } catch (error) {
       if (closed) return;
       failures += 1;
-      onState('backoff');
-      timer = setTimeout(stream, backoff(failures, error.retryAfter));
+      const delayMs = backoff(failures, error.retryAfter);
+      onState('backoff', { error, delayMs });
+      timer = setTimeout(stream, delayMs);
     } finally {
       clearTimeout(watchdog);
     }
   }
 
   // Every `data:` is JSON: a message has a numeric id; a notice (reset, gap, shutdown)
-  // has none. The `id:` line repeats the cursor, which the payload already tells.
+  // has none. The `id:` line repeats the cursor, which the payload already tells, and
+  // names the epoch, which a client resumed from a bare id learns from it.
   function dispatch(event) {
     if (event.data === undefined) return; // e.g. the `retry: 1000` at the start
+    onTrace({ type: 'data', text: event.data });
+    if (!epoch && event.id?.includes('-')) epoch = event.id.slice(0, event.id.lastIndexOf('-'));
     const payload = JSON.parse(event.data);
     if (payload.type === 'reset') {
       // The server restarted: forget the old run's ids, take the new run from its first.
@@ -119,7 +131,7 @@ export function connect({
   stream();
   return {
     publish: (data, type) => publish(base, token, data, type),
-    cursor: () => (epoch === null ? null : `${epoch}-${lastId}`),
+    cursor: () => (epoch === null ? null : at()),
     close() {
       closed = true;
       clearTimeout(timer);
@@ -135,22 +147,27 @@ async function publish(base, token, data, type) {
   if (token) headers.Authorization = `Bearer ${token}`;
   const body = JSON.stringify(type ? { type, data } : { data });
   const response = await fetch(`${base}/publish`, { method: 'POST', headers, body });
-  if (!response.ok) throw httpError(response);
+  if (!response.ok) throw await httpError(response);
   return (await response.json()).id;
 }
 
-// 'EPOCH-ID' → [epoch, id]; null → [null, 0].
+// 'EPOCH-ID' → [epoch, id]; 'ID' → ['', id] (a bare id: the epoch is learnt from the
+// first answer); null → [null, 0].
 function parseCursor(cursor) {
   if (!cursor) return [null, 0];
   const dash = cursor.lastIndexOf('-');
-  return [cursor.slice(0, dash), Number(cursor.slice(dash + 1))];
+  return [cursor.slice(0, Math.max(dash, 0)), Number(cursor.slice(dash + 1))];
 }
 
-// An error that remembers Retry-After. A script on another origin cannot read that
-// header (pushlab does not list it in Access-Control-Expose-Headers): it reads null.
-function httpError(response) {
+// An error that remembers the status and Retry-After, and tells what pushlab's JSON
+// error body ({"error": code, "message": text}) says. A script on another origin cannot
+// read Retry-After (pushlab does not list it in Access-Control-Expose-Headers): null.
+async function httpError(response) {
   const error = new Error(`HTTP ${response.status}`);
+  error.status = response.status;
   error.retryAfter = Number(response.headers.get('Retry-After')) || 0;
+  const body = await response.json().catch(() => ({})); // not JSON: the status alone
+  if (body.error) error.message += ` ${body.error}: ${body.message}`;
   return error;
 }
 

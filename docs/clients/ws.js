@@ -15,14 +15,18 @@
 
 export function connect({
   base, // the server, e.g. 'http://127.0.0.1:3000' (ws:// is derived from it)
-  since = null, // a cursor 'EPOCH-ID' to resume from; null: from now
+  since = null, // a cursor 'EPOCH-ID' to resume from ('ID': of the current run); null: from now
   token = null, // the server's --publish-token, needed to publish from another origin
   heartbeatMs = 15000, // the server's --heartbeat; the client pings this often
   onMessage, // called once per message, in id order
   onNotice = () => {}, // {type: 'reset' | 'gap' | 'error', ...}
-  onState = () => {}, // 'connecting' | 'live' | 'backoff' | 'closed'
+  // 'connecting' | 'live' | 'backoff' (2nd argument: {delayMs, opened, code}: the close
+  // code, none when the peer went silent) | 'closed'
+  onState = () => {},
+  onTrace = () => {}, // {type: 'request', url} as each connection opens | {type: 'data', text}
 }) {
   let [epoch, lastId] = parseCursor(since);
+  const at = () => (epoch ? `${epoch}-${lastId}` : `${lastId}`); // the cursor to send
   let closed = false;
   let failures = 0; // failures in a row, for the backoff
   let timer = null;
@@ -31,11 +35,14 @@ export function connect({
 
   function open() {
     const query = new URLSearchParams();
-    if (epoch !== null) query.set('since', `${epoch}-${lastId}`);
+    if (epoch !== null) query.set('since', at());
     // A browser cannot set headers on a WebSocket handshake: the token goes in the URL.
     if (token) query.set('token', token);
-    const ws = (socket = new WebSocket(`${base.replace(/^http/, 'ws')}/ws?${query}`));
+    const url = `${base.replace(/^http/, 'ws')}/ws?${query}`;
+    onTrace({ type: 'request', url });
+    const ws = (socket = new WebSocket(url));
     let done = false;
+    let opened = false; // a refused handshake closes before it opens
     // Dead-peer check. The server's pings are control frames the WebSocket API hides,
     // so the client sends {"type":"ping"} every heartbeat and expects some frame (a pong
     // at least) within 2.5 heartbeats.
@@ -49,9 +56,11 @@ export function connect({
 
     ws.onmessage = (event) => {
       pet();
+      onTrace({ type: 'data', text: event.data });
       const frame = JSON.parse(event.data);
       if (frame.type === 'hello') {
-        if (epoch === null) [epoch, lastId] = [frame.epoch, frame.last_id]; // "now"
+        if (epoch === null) lastId = frame.last_id; // "now"
+        epoch ||= frame.epoch;
         failures = 0;
         onState('live');
       } else if (frame.type === 'published') {
@@ -72,9 +81,10 @@ export function connect({
     };
     // A refused handshake (a 503, say) and a lost connection both end here; the API does
     // not tell the script the status or a Retry-After.
+    ws.onopen = () => (opened = true);
     ws.onclose = fail;
 
-    function fail() {
+    function fail(close) {
       if (done) return;
       done = true;
       clearTimeout(watchdog);
@@ -86,8 +96,9 @@ export function connect({
       pending = [];
       if (closed) return;
       failures += 1;
-      onState('backoff');
-      timer = setTimeout(open, backoff(failures));
+      const delayMs = backoff(failures);
+      onState('backoff', { delayMs, opened, code: close?.code });
+      timer = setTimeout(open, delayMs);
     }
   }
 
@@ -102,7 +113,7 @@ export function connect({
         socket.send(JSON.stringify(type ? { type: 'publish', data, message_type: type } : { type: 'publish', data }));
       });
     },
-    cursor: () => (epoch === null ? null : `${epoch}-${lastId}`),
+    cursor: () => (epoch === null ? null : at()),
     close() {
       closed = true;
       clearTimeout(timer);
@@ -112,11 +123,12 @@ export function connect({
   };
 }
 
-// 'EPOCH-ID' → [epoch, id]; null → [null, 0].
+// 'EPOCH-ID' → [epoch, id]; 'ID' → ['', id] (a bare id: the epoch is learnt from the
+// first answer); null → [null, 0].
 function parseCursor(cursor) {
   if (!cursor) return [null, 0];
   const dash = cursor.lastIndexOf('-');
-  return [cursor.slice(0, dash), Number(cursor.slice(dash + 1))];
+  return [cursor.slice(0, Math.max(dash, 0)), Number(cursor.slice(dash + 1))];
 }
 
 // Exponential backoff with full jitter: a random wait between 0 and

@@ -72,6 +72,12 @@ pub struct Part {
 pub struct Recording {
     /// `(time since start, direction, bytes)` in arrival order.
     pub chunks: Vec<(Duration, Direction, Vec<u8>)>,
+    /// For each chunk, which TCP connection through the relay carried it (0, 1, …).
+    pub connection_of: Vec<usize>,
+    /// When the relay cut a connection on purpose (`--drop-after`).
+    pub drops: Vec<Duration>,
+    /// Other moments worth showing: a message published while the client was away.
+    pub notes: Vec<(Duration, String)>,
 }
 
 impl Recording {
@@ -80,11 +86,33 @@ impl Recording {
         self.chunks.iter().filter(|c| c.1 == direction).flat_map(|c| c.2.clone()).collect()
     }
 
-    /// When byte `offset` of `direction` crossed.
-    fn time_of(&self, direction: Direction, offset: usize) -> Duration {
+    /// Every byte that went one way on one connection, in order.
+    pub fn stream_of(&self, connection: usize, direction: Direction) -> Vec<u8> {
+        self.chunks
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| c.1 == direction && self.connection(*i) == connection)
+            .flat_map(|(_, c)| c.2.clone())
+            .collect()
+    }
+
+    /// The connections, in the order they were opened.
+    pub fn connections(&self) -> Vec<usize> {
+        let mut all: Vec<usize> = (0..self.chunks.len()).map(|i| self.connection(i)).collect();
+        all.sort();
+        all.dedup();
+        all
+    }
+
+    fn connection(&self, chunk: usize) -> usize {
+        self.connection_of.get(chunk).copied().unwrap_or(0)
+    }
+
+    /// When byte `offset` of `direction` on `connection` crossed.
+    fn time_of(&self, connection: usize, direction: Direction, offset: usize) -> Duration {
         let mut seen = 0;
-        for (time, d, bytes) in &self.chunks {
-            if *d != direction {
+        for (i, (time, d, bytes)) in self.chunks.iter().enumerate() {
+            if *d != direction || self.connection(i) != connection {
                 continue;
             }
             seen += bytes.len();
@@ -100,6 +128,15 @@ impl Recording {
 pub async fn recording_relay(
     server: std::net::SocketAddr,
 ) -> std::io::Result<(std::net::SocketAddr, Arc<Mutex<Recording>>, tokio::task::JoinHandle<()>)> {
+    dropping_relay(server, None).await
+}
+
+/// [`recording_relay`] that, with `drop_after`, cuts the first connection that long
+/// after it starts (both sockets closed mid-stream, like a network cut).
+pub async fn dropping_relay(
+    server: std::net::SocketAddr,
+    drop_after: Option<Duration>,
+) -> std::io::Result<(std::net::SocketAddr, Arc<Mutex<Recording>>, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let recording = Arc::new(Mutex::new(Recording::default()));
@@ -107,13 +144,37 @@ pub async fn recording_relay(
     let rec = recording.clone();
     let task = tokio::spawn(async move {
         let mut pumps = tokio::task::JoinSet::new();
+        let mut connection = 0;
         while let Ok((client, _)) = listener.accept().await {
             let Ok(upstream) = tokio::net::TcpStream::connect(server).await else { continue };
             let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
             let (client_read, client_write) = client.into_split();
             let (server_read, server_write) = upstream.into_split();
-            pumps.spawn(pump(client_read, server_write, Direction::Up, rec.clone(), start));
-            pumps.spawn(pump(server_read, client_write, Direction::Down, rec.clone(), start));
+            let up =
+                tokio::spawn(pump(client_read, server_write, Direction::Up, rec.clone(), start, connection));
+            let down = tokio::spawn(pump(
+                server_read,
+                client_write,
+                Direction::Down,
+                rec.clone(),
+                start,
+                connection,
+            ));
+            let (cut, rec) = (if connection == 0 { drop_after } else { None }, rec.clone());
+            pumps.spawn(async move {
+                if let Some(after) = cut {
+                    tokio::time::sleep_until(start + after).await;
+                    // Aborting the pumps drops both sockets' halves: closed mid-stream.
+                    up.abort();
+                    down.abort();
+                    if let Ok(mut r) = rec.lock() {
+                        r.drops.push(start.elapsed());
+                    }
+                } else {
+                    let _ = tokio::join!(up, down);
+                }
+            });
+            connection += 1;
         }
     });
     Ok((addr, recording, task))
@@ -125,6 +186,7 @@ async fn pump(
     direction: Direction,
     recording: Arc<Mutex<Recording>>,
     start: Instant,
+    connection: usize,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     while let Ok(n) = from.read(&mut buf).await {
@@ -133,6 +195,7 @@ async fn pump(
         }
         if let Ok(mut r) = recording.lock() {
             r.chunks.push((start.elapsed(), direction, buf[..n].to_vec()));
+            r.connection_of.push(connection);
         }
         if to.write_all(&buf[..n]).await.is_err() {
             break;
@@ -353,14 +416,42 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Renders the parts of both directions in time order, then the totals.
 pub fn render(transport: Transport, recording: &Recording) -> String {
-    let mut parts = decode(&recording.stream(Direction::Up), Direction::Up);
-    parts.extend(decode(&recording.stream(Direction::Down), Direction::Down));
-    let time = |p: &Part| recording.time_of(p.direction, p.offset);
-    parts.sort_by_key(|p| (time(p), p.direction == Direction::Down, p.offset));
+    let mut parts: Vec<(usize, Part)> = Vec::new();
+    for connection in recording.connections() {
+        for direction in [Direction::Up, Direction::Down] {
+            let stream = recording.stream_of(connection, direction);
+            parts.extend(decode(&stream, direction).into_iter().map(|p| (connection, p)));
+        }
+    }
+    let time = |(c, p): &(usize, Part)| recording.time_of(*c, p.direction, p.offset);
+    parts.sort_by_key(|cp| (time(cp), cp.0, cp.1.direction == Direction::Down, cp.1.offset));
     let mut out = format!(
         "pushlab trace: {transport}. → client to server, ← server to client; every byte is shown once.\n\n"
     );
-    for part in &parts {
+    let mut drops = recording.drops.iter().peekable();
+    let mut notes = recording.notes.iter().peekable();
+    let mut connection = 0;
+    for cp in &parts {
+        while let Some(drop) = drops.next_if(|d| **d <= time(cp)) {
+            let _ = writeln!(
+                out,
+                "{:>9.3} ms ✕ the relay cut the connection (--drop-after)",
+                drop.as_secs_f64() * 1e3
+            );
+        }
+        while let Some((when, note)) = notes.next_if(|n| n.0 <= time(cp)) {
+            let _ = writeln!(out, "{:>9.3} ms · {note}", when.as_secs_f64() * 1e3);
+        }
+        if cp.0 != connection {
+            connection = cp.0;
+            let _ = writeln!(
+                out,
+                "{:>9.3} ms · connection {} (a new TCP connection)",
+                time(cp).as_secs_f64() * 1e3,
+                connection + 1
+            );
+        }
+        let part = &cp.1;
         let arrow = if part.direction == Direction::Up { "→" } else { "←" };
         // Line ends made visible; everything else as it is.
         let shown: String = String::from_utf8_lossy(&part.bytes).replace('\r', "\\r").replace('\n', "\\n");
@@ -376,7 +467,7 @@ pub fn render(transport: Transport, recording: &Recording) -> String {
         let _ = writeln!(
             out,
             "{:>9.3} ms {arrow} {:>5} B  {:<36} {first}",
-            time(part).as_secs_f64() * 1e3,
+            time(cp).as_secs_f64() * 1e3,
             part.bytes.len(),
             part.label
         );
@@ -384,6 +475,14 @@ pub fn render(transport: Transport, recording: &Recording) -> String {
             let _ = writeln!(out, "{:>60} {more}", "");
         }
     }
+    for drop in drops {
+        let _ = writeln!(
+            out,
+            "{:>9.3} ms ✕ the relay cut the connection (--drop-after)",
+            drop.as_secs_f64() * 1e3
+        );
+    }
+    let parts: Vec<Part> = parts.into_iter().map(|(_, p)| p).collect();
     for (direction, name) in [(Direction::Up, "client → server"), (Direction::Down, "server → client")] {
         let total: usize = parts.iter().filter(|p| p.direction == direction).map(|p| p.bytes.len()).sum();
         let _ = writeln!(out, "\n{name}: {total} B");
@@ -410,9 +509,24 @@ pub async fn run(
     server_exe: &std::path::Path,
     messages: u64,
 ) -> anyhow::Result<String> {
+    Ok(render(transport, &record(transport, server_exe, messages, None).await?))
+}
+
+/// What [`run`] prints, as the recording itself: for [`render`] and [`svg`].
+///
+/// With `drop_after`, the relay cuts the client's connection that long after the start;
+/// one more message is published while the client is away, and the trace goes on until
+/// the client has reconnected, resumed from its cursor and received it.
+pub async fn record(
+    transport: Transport,
+    server_exe: &std::path::Path,
+    messages: u64,
+    drop_after: Option<Duration>,
+) -> anyhow::Result<Recording> {
     use crate::client::{ClientSettings, Session, Target};
     let server = crate::process::ServerProcess::spawn(server_exe, &[]).await?;
-    let (relay, recording, relay_task) = recording_relay(server.addr).await?;
+    let (relay, recording, relay_task) = dropping_relay(server.addr, drop_after).await?;
+    let start = Instant::now();
     let settings = ClientSettings::plain(Duration::from_millis(300));
     let recorder = crate::record::Recorder::new(Default::default());
     let session = Session::new(Target::new(relay), settings, recorder, Instant::now());
@@ -435,6 +549,7 @@ pub async fn run(
     .await?;
     tokio::time::sleep(Duration::from_millis(100)).await;
     let publisher = reqwest::Client::new();
+    let mut published = messages;
     for i in 1..=messages {
         publisher
             .post(format!("http://{}/publish", server.addr))
@@ -444,10 +559,25 @@ pub async fn run(
             .error_for_status()?;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    if let Some(after) = drop_after {
+        // One more while the client is away: it must come with the resume.
+        tokio::time::sleep_until(start + after + Duration::from_millis(30)).await;
+        published += 1;
+        publisher
+            .post(format!("http://{}/publish", server.addr))
+            .json(&serde_json::json!({"type": "chat", "data": {"text": "hello while away"}}))
+            .send()
+            .await?
+            .error_for_status()?;
+        if let Ok(mut r) = recording.lock() {
+            r.notes
+                .push((start.elapsed(), format!("message {published} published while the client is away")));
+        }
+    }
     let delivered = live.clone();
     wait_for(
         "the messages to arrive",
-        Box::new(move || delivered.messages.load(std::sync::atomic::Ordering::Relaxed) >= messages),
+        Box::new(move || delivered.messages.load(std::sync::atomic::Ordering::Relaxed) >= published),
     )
     .await?;
     // Let a poller send its next request, so the trace shows the cycle going on.
@@ -457,8 +587,392 @@ pub async fn run(
     tokio::time::sleep(Duration::from_millis(50)).await;
     relay_task.abort();
     server.stop().await?;
-    let recording = recording.lock().map_err(|_| anyhow::anyhow!("recording poisoned"))?;
-    Ok(render(transport, &recording))
+    let mut recording = recording.lock().map_err(|_| anyhow::anyhow!("recording poisoned"))?;
+    Ok(std::mem::take(&mut *recording))
+}
+
+// ---------------------------------------------------------------------------------------
+// The same recording as a sequence diagram (`pushlab trace --svg FILE`).
+
+/// One arrow of the sequence diagram: the parts of one exchanged piece (a request head,
+/// a response head and its body, one SSE event, one WebSocket frame).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Arrow {
+    /// When its first byte crossed.
+    pub time: Duration,
+    /// Which way.
+    pub direction: Direction,
+    /// What it is, with its size: `GET /poll?since=0 (106 B)`.
+    pub label: String,
+    /// Its bytes on the wire.
+    pub bytes: usize,
+}
+
+/// Groups the parts of a recording into arrows, in the order they crossed.
+pub fn arrows(recording: &Recording) -> Vec<Arrow> {
+    let mut arrows = Vec::new();
+    for (connection, direction) in
+        recording.connections().into_iter().flat_map(|c| [(c, Direction::Up), (c, Direction::Down)])
+    {
+        let parts = decode(&recording.stream_of(connection, direction), direction);
+        let mut i = 0;
+        while i < parts.len() {
+            let first = &parts[i];
+            let mut end = i + 1;
+            let text = |p: &Part| String::from_utf8_lossy(&p.bytes).trim_end().to_string();
+            let label = if first.label == "request line" || first.label == "status line" {
+                while end < parts.len() && parts[end - 1].label != "blank line: end of the head" {
+                    end += 1;
+                }
+                let line = text(first);
+                let mut label = if first.label == "request line" {
+                    line.trim_end_matches(" HTTP/1.1").to_string()
+                } else {
+                    line.trim_start_matches("HTTP/1.1 ").to_string()
+                };
+                if end < parts.len() && parts[end].label.starts_with("body") {
+                    label.push_str(&format!(" + body {} B", parts[end].bytes.len()));
+                    end += 1;
+                }
+                label
+            } else if first.label.starts_with("chunk size") {
+                while end < parts.len() && parts[end - 1].label != "end of chunk" {
+                    end += 1;
+                }
+                let inner = &parts[i + 1..end];
+                let field = |name: &str| {
+                    inner
+                        .iter()
+                        .find(|p| p.label == format!("SSE field `{name}`"))
+                        .map(|p| text(p).trim_start_matches(&format!("{name}:")).trim().to_string())
+                };
+                if first.bytes.starts_with(b"0\r\n") {
+                    "last chunk: end of the body".to_string()
+                } else if let Some(id) = field("id") {
+                    let retry = field("retry").map_or(String::new(), |r| format!("retry: {r} + "));
+                    format!(
+                        "SSE {retry}event {}, id {id}",
+                        field("event").unwrap_or_else(|| "message".into())
+                    )
+                } else if let Some(retry) = field("retry") {
+                    format!("SSE retry: {retry}")
+                } else if let Some(event) = field("event") {
+                    format!("SSE event {event}")
+                } else if inner.iter().any(|p| p.label.starts_with("comment")) {
+                    "SSE comment (keep-alive)".to_string()
+                } else {
+                    "chunk".to_string()
+                }
+            } else if let Some(header) = first.label.strip_prefix("frame header: ") {
+                while end < parts.len() && parts[end - 1].kind != Kind::Payload {
+                    end += 1;
+                }
+                let opcode = header.trim_start_matches("FIN, ").split(',').next().unwrap_or("");
+                let payload = String::from_utf8_lossy(&parts[end - 1].bytes).to_string();
+                let json: Option<serde_json::Value> = serde_json::from_str(&payload).ok();
+                let kind = json.as_ref().and_then(|j| j.get("type")).and_then(|t| t.as_str());
+                let id = json.as_ref().and_then(|j| j.get("id")).and_then(|t| t.as_u64());
+                let masked = if header.contains(" masked") { ", masked" } else { "" };
+                match (kind, id) {
+                    (Some(kind), Some(id)) => format!("WS {opcode} frame: {kind}, id {id}{masked}"),
+                    (Some(kind), None) => format!("WS {opcode} frame: {kind}{masked}"),
+                    _ => format!("WS {opcode} frame{masked}"),
+                }
+            } else {
+                first.label.clone()
+            };
+            let bytes = parts[i..end].iter().map(|p| p.bytes.len()).sum();
+            arrows.push(Arrow {
+                time: recording.time_of(connection, direction, first.offset),
+                direction,
+                label: format!("{label} ({bytes} B)"),
+                bytes,
+            });
+            i = end;
+        }
+    }
+    arrows.sort_by_key(|a| (a.time, a.direction == Direction::Down));
+    arrows
+}
+
+/// A drawing element of the diagram.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Element {
+    /// A straight line; `class` styles it (`lifeline`, `up`, `down`, `gap`).
+    Line { x1: f64, y1: f64, x2: f64, y2: f64, class: &'static str },
+    /// Text; `anchor` is `start`, `middle` or `end`.
+    Text { x: f64, y: f64, anchor: &'static str, class: &'static str, text: String },
+    /// A path (the break marks on the lifelines).
+    Path { d: String, class: &'static str },
+}
+
+/// The diagram: its size and what to draw.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagram {
+    pub width: f64,
+    pub height: f64,
+    pub elements: Vec<Element>,
+}
+
+const WIDTH: f64 = 900.0;
+const CLIENT_X: f64 = 190.0;
+const SERVER_X: f64 = 760.0;
+const TOP: f64 = 96.0;
+/// Pixels per millisecond for the gaps drawn to scale.
+const PX_PER_MS: f64 = 1.2;
+/// Gaps longer than this are drawn as a break of `BREAK_PX`.
+const LONGEST_TO_SCALE_MS: f64 = 60.0;
+const BREAK_PX: f64 = 44.0;
+/// Arrows closer in time than this are still this far apart.
+const MIN_STEP_PX: f64 = 26.0;
+
+/// Lays the arrows out: time flows down, to scale up to 60 ms between arrows, longer
+/// waits shortened to a marked break.
+/// `marks` are moments drawn across both lifelines (a cut connection, a new one).
+pub fn layout(transport: Transport, arrows: &[Arrow], marks: &[(Duration, String)]) -> Diagram {
+    let mut elements = Vec::new();
+    let text = |x: f64, y: f64, anchor: &'static str, class: &'static str, text: String| Element::Text {
+        x,
+        y,
+        anchor,
+        class,
+        text,
+    };
+    elements.push(text(
+        WIDTH / 2.0,
+        24.0,
+        "middle",
+        "title",
+        format!("pushlab trace --transport {transport}: one client, a fresh server"),
+    ));
+    elements.push(text(
+        WIDTH / 2.0,
+        42.0,
+        "middle",
+        "note",
+        format!(
+            "time flows down, {PX_PER_MS} px per ms; waits over {LONGEST_TO_SCALE_MS} ms are shortened (≈ marks, length written)"
+        ),
+    ));
+    for (x, name) in [(CLIENT_X, "client"), (SERVER_X, "server")] {
+        elements.push(text(x, 72.0, "middle", "actor", name.to_string()));
+    }
+    elements.push(text(CLIENT_X - 60.0, 72.0, "end", "actor", "time".to_string()));
+    // The y of each arrow, and the breaks.
+    let mut y = TOP;
+    let mut previous: Option<Duration> = None;
+    let mut breaks: Vec<(f64, f64, Duration)> = Vec::new();
+    let mut ys = vec![0.0; arrows.len()];
+    let mut mark_ys = vec![0.0; marks.len()];
+    let mut items: Vec<(Duration, bool, usize)> =
+        arrows.iter().enumerate().map(|(i, a)| (a.time, true, i)).collect();
+    items.extend(marks.iter().enumerate().map(|(i, m)| (m.0, false, i)));
+    items.sort_by_key(|a| (a.0, a.1));
+    for &(time, is_arrow, index) in &items {
+        if let Some(previous) = previous {
+            let gap = time.saturating_sub(previous);
+            let ms = gap.as_secs_f64() * 1e3;
+            if ms > LONGEST_TO_SCALE_MS {
+                let from = y + MIN_STEP_PX * 0.5;
+                breaks.push((from, from + BREAK_PX, gap));
+                y = from + BREAK_PX + MIN_STEP_PX * 0.5 + 6.0;
+            } else {
+                y += (ms * PX_PER_MS).max(MIN_STEP_PX);
+            }
+        }
+        previous = Some(time);
+        if is_arrow {
+            ys[index] = y;
+        } else {
+            mark_ys[index] = y;
+        }
+    }
+    for ((time, label), &y) in marks.iter().zip(&mark_ys) {
+        let connection = label.starts_with('✕') || label.starts_with("connection");
+        let (line, words) = if connection { ("cut", "cutlabel") } else { ("mark", "marklabel") };
+        elements.push(Element::Line { x1: CLIENT_X - 8.0, y1: y, x2: SERVER_X + 8.0, y2: y, class: line });
+        elements.push(text((CLIENT_X + SERVER_X) / 2.0, y - 5.0, "middle", words, label.clone()));
+        if !arrows.iter().any(|a| a.time == *time) {
+            elements.push(text(
+                CLIENT_X - 14.0,
+                y + 4.0,
+                "end",
+                "time",
+                format!("{:.3} ms", time.as_secs_f64() * 1e3),
+            ));
+        }
+    }
+    let bottom = y + 30.0;
+    // Lifelines: solid between the breaks, dashed across them.
+    for x in [CLIENT_X, SERVER_X] {
+        let mut from = 80.0;
+        for &(start, end, _) in &breaks {
+            elements.push(Element::Line { x1: x, y1: from, x2: x, y2: start, class: "lifeline" });
+            elements.push(Element::Line { x1: x, y1: start, x2: x, y2: end, class: "gap" });
+            for mark in [start + 4.0, end - 4.0] {
+                elements.push(Element::Path {
+                    d: format!("M{} {} L{} {}", x - 9.0, mark + 4.0, x + 9.0, mark - 4.0),
+                    class: "break",
+                });
+            }
+            from = end;
+        }
+        elements.push(Element::Line { x1: x, y1: from, x2: x, y2: bottom, class: "lifeline" });
+    }
+    for &(start, end, gap) in &breaks {
+        let middle = (start + end) / 2.0 + 4.0;
+        elements.push(text(
+            (CLIENT_X + SERVER_X) / 2.0,
+            middle,
+            "middle",
+            "note",
+            format!("≈ {:.0} ms pass, shortened", gap.as_secs_f64() * 1e3),
+        ));
+    }
+    // A long poll is held at the server until there is something to answer: a bar on
+    // the server's lifeline from each request to its response (or to the end).
+    if transport == Transport::LongPoll {
+        for (i, arrow) in arrows.iter().enumerate() {
+            if arrow.direction != Direction::Up {
+                continue;
+            }
+            let answer = arrows[i + 1..].iter().position(|a| a.direction == Direction::Down);
+            let (from, to) = (ys[i], answer.map_or(bottom, |j| ys[i + 1 + j]));
+            elements.push(Element::Line {
+                x1: SERVER_X + 5.0,
+                y1: from,
+                x2: SERVER_X + 5.0,
+                y2: to,
+                class: "held",
+            });
+            let held = match answer {
+                Some(j) => format!(
+                    "held {:.0} ms",
+                    arrows[i + 1 + j].time.saturating_sub(arrow.time).as_secs_f64() * 1e3
+                ),
+                None => "held…".to_string(),
+            };
+            elements.push(text(SERVER_X + 14.0, (from + to) / 2.0 + 4.0, "start", "note", held));
+        }
+    }
+    let mut last_time = None;
+    for (arrow, &y) in arrows.iter().zip(&ys) {
+        let (x1, x2, class) = match arrow.direction {
+            Direction::Up => (CLIENT_X, SERVER_X, "up"),
+            Direction::Down => (SERVER_X, CLIENT_X, "down"),
+        };
+        elements.push(Element::Line { x1, y1: y, x2, y2: y, class });
+        elements.push(text((CLIENT_X + SERVER_X) / 2.0, y - 5.0, "middle", "label", arrow.label.clone()));
+        // Arrows at the same time share one timestamp.
+        if last_time != Some(arrow.time) {
+            elements.push(text(
+                CLIENT_X - 14.0,
+                y + 4.0,
+                "end",
+                "time",
+                format!("{:.3} ms", arrow.time.as_secs_f64() * 1e3),
+            ));
+        }
+        last_time = Some(arrow.time);
+    }
+    let up: usize = arrows.iter().filter(|a| a.direction == Direction::Up).map(|a| a.bytes).sum();
+    let down: usize = arrows.iter().filter(|a| a.direction == Direction::Down).map(|a| a.bytes).sum();
+    elements.push(text(
+        WIDTH / 2.0,
+        bottom + 20.0,
+        "middle",
+        "note",
+        format!(
+            "client → server {up} B, server → client {down} B: every byte of the trace, in {} arrows",
+            arrows.len()
+        ),
+    ));
+    Diagram { width: WIDTH, height: bottom + 36.0, elements }
+}
+
+/// Escapes text for SVG (XML) content and attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Writes a diagram as a self-contained SVG document: no fonts, images or scripts.
+pub fn to_svg(diagram: &Diagram) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}">"#,
+        w = diagram.width,
+        h = diagram.height.ceil()
+    );
+    out.push_str(concat!(
+        "<style>\n",
+        "text { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; fill: #222; }\n",
+        ".title { font-size: 15px; font-weight: bold; } .note { fill: #666; font-style: italic; }\n",
+        ".actor { font-size: 14px; font-weight: bold; } .time { fill: #555; }\n",
+        ".lifeline { stroke: #999; stroke-width: 2; } .gap { stroke: #bbb; stroke-width: 2; stroke-dasharray: 3 4; }\n",
+        ".break { stroke: #666; stroke-width: 2; fill: none; }\n",
+        ".cut { stroke: #b3261e; stroke-width: 1.5; stroke-dasharray: 6 4; } .cutlabel { fill: #b3261e; font-weight: bold; }\n",
+        ".mark { stroke: #2e7d32; stroke-width: 1; stroke-dasharray: 2 4; } .marklabel { fill: #2e7d32; }\n",
+        ".held { stroke: #b8461b; stroke-opacity: 0.35; stroke-width: 6; }\n",
+        ".up { stroke: #1f5fbf; stroke-width: 1.6; marker-end: url(#head-up); }\n",
+        ".down { stroke: #b8461b; stroke-width: 1.6; marker-end: url(#head-down); }\n",
+        "</style>\n",
+        "<defs>\n",
+        "<marker id=\"head-up\" markerWidth=\"10\" markerHeight=\"8\" refX=\"9\" refY=\"4\" orient=\"auto\">",
+        "<path d=\"M0 0 L10 4 L0 8 Z\" fill=\"#1f5fbf\"/></marker>\n",
+        "<marker id=\"head-down\" markerWidth=\"10\" markerHeight=\"8\" refX=\"9\" refY=\"4\" orient=\"auto\">",
+        "<path d=\"M0 0 L10 4 L0 8 Z\" fill=\"#b8461b\"/></marker>\n",
+        "</defs>\n",
+        "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
+    ));
+    for element in &diagram.elements {
+        let _ = match element {
+            Element::Line { x1, y1, x2, y2, class } => {
+                writeln!(
+                    out,
+                    r#"<line class="{class}" x1="{x1:.1}" y1="{y1:.1}" x2="{x2:.1}" y2="{y2:.1}"/>"#
+                )
+            }
+            Element::Text { x, y, anchor, class, text } => writeln!(
+                out,
+                r#"<text class="{class}" x="{x:.1}" y="{y:.1}" text-anchor="{anchor}">{}</text>"#,
+                escape(text)
+            ),
+            Element::Path { d, class } => writeln!(out, r#"<path class="{class}" d="{}"/>"#, escape(d)),
+        };
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+/// The recording as a sequence diagram, an SVG document.
+pub fn svg(transport: Transport, recording: &Recording) -> String {
+    let mut marks: Vec<(Duration, String)> = recording
+        .drops
+        .iter()
+        .map(|d| (*d, "✕ the relay cuts the connection (--drop-after)".to_string()))
+        .collect();
+    marks.extend(recording.notes.iter().cloned());
+    for connection in recording.connections().into_iter().skip(1) {
+        if let Some(i) = (0..recording.chunks.len()).find(|i| recording.connection(*i) == connection) {
+            marks.push((
+                recording.chunks[i].0,
+                format!("connection {}: the client reconnects", connection + 1),
+            ));
+        }
+    }
+    to_svg(&layout(transport, &arrows(recording), &marks))
 }
 
 #[cfg(test)]
@@ -489,5 +1003,135 @@ mod tests {
         let json = parts.iter().find(|p| p.label == "the message JSON").unwrap();
         assert_eq!(json.bytes, br#"{"id":1}"#);
         assert!(parts.iter().any(|p| p.label.starts_with("chunk size: 0x")));
+    }
+    fn poll_recording() -> Recording {
+        let request = b"GET /poll?since=0 HTTP/1.1\r\nhost: x\r\n\r\n".to_vec();
+        let response = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}".to_vec();
+        let again = b"GET /poll?since=e-0 HTTP/1.1\r\nhost: x\r\n\r\n".to_vec();
+        let mut recording = Recording::default();
+        recording.chunks.push((Duration::from_micros(800), Direction::Up, request));
+        recording.chunks.push((Duration::from_micros(1500), Direction::Down, response.clone()));
+        // A 300 ms wait: the poll interval.
+        recording.chunks.push((Duration::from_micros(301_200), Direction::Up, again));
+        recording.chunks.push((Duration::from_micros(301_900), Direction::Down, response));
+        recording
+    }
+
+    #[test]
+    fn a_request_head_and_a_response_with_its_body_are_one_arrow_each() {
+        let arrows = arrows(&poll_recording());
+        let labels: Vec<&str> = arrows.iter().map(|a| a.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "GET /poll?since=0 (39 B)",
+                "200 OK + body 2 B (40 B)",
+                "GET /poll?since=e-0 (41 B)",
+                "200 OK + body 2 B (40 B)"
+            ]
+        );
+        assert_eq!(arrows[1].direction, Direction::Down);
+    }
+
+    #[test]
+    fn sse_events_and_ws_frames_are_one_arrow_each_named_by_their_kind() {
+        let body = "id: e-1\nevent: chat\ndata: {\"id\":1}\n\n";
+        let stream = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n",
+            body.len()
+        );
+        let mut recording = Recording::default();
+        recording.chunks.push((Duration::from_millis(1), Direction::Down, stream.into_bytes()));
+        let labels: Vec<String> = arrows(&recording).into_iter().map(|a| a.label).collect();
+        assert_eq!(labels[1], format!("SSE event chat, id e-1 ({} B)", body.len() + 6));
+
+        let mut ws = b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n\r\n".to_vec();
+        let hello = br#"{"type":"hello","epoch":"e","last_id":0}"#;
+        ws.extend([0x81, hello.len() as u8]);
+        ws.extend(hello);
+        let mut recording = Recording::default();
+        recording.chunks.push((Duration::from_millis(1), Direction::Down, ws));
+        let labels: Vec<String> = arrows(&recording).into_iter().map(|a| a.label).collect();
+        assert_eq!(labels[0], "101 Switching Protocols (56 B)");
+        assert_eq!(labels[1], format!("WS text frame: hello ({} B)", hello.len() + 2));
+    }
+
+    #[test]
+    fn time_flows_down_and_a_long_wait_becomes_a_labelled_break() {
+        let diagram = layout(Transport::ShortPoll, &arrows(&poll_recording()), &[]);
+        let arrow_ys: Vec<f64> = diagram
+            .elements
+            .iter()
+            .filter_map(|e| match e {
+                Element::Line { y1, y2, class: "up" | "down", .. } if y1 == y2 => Some(*y1),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(arrow_ys.len(), 4);
+        assert!(arrow_ys.windows(2).all(|w| w[0] < w[1]), "{arrow_ys:?}");
+        // 300 ms to scale would be 360 px; the break keeps it under 100.
+        assert!(arrow_ys[2] - arrow_ys[1] < 100.0, "{arrow_ys:?}");
+        let texts: Vec<&str> = diagram
+            .elements
+            .iter()
+            .filter_map(|e| if let Element::Text { text, .. } = e { Some(text.as_str()) } else { None })
+            .collect();
+        assert!(texts.contains(&"≈ 300 ms pass, shortened"), "{texts:?}");
+        assert!(texts.contains(&"0.800 ms") && texts.contains(&"301.200 ms"), "{texts:?}");
+        assert_eq!(
+            diagram.elements.iter().filter(|e| matches!(e, Element::Line { class: "gap", .. })).count(),
+            2
+        );
+    }
+
+    #[test]
+    fn svg_text_is_escaped() {
+        assert_eq!(escape(r#"a<b & "c">'"#), "a&lt;b &amp; &quot;c&quot;&gt;&apos;");
+        let diagram = Diagram {
+            width: 10.0,
+            height: 10.0,
+            elements: vec![Element::Text {
+                x: 1.0,
+                y: 2.0,
+                anchor: "start",
+                class: "label",
+                text: "<&>".into(),
+            }],
+        };
+        let svg = to_svg(&diagram);
+        assert!(svg.starts_with("<svg ") && svg.trim_end().ends_with("</svg>"));
+        assert!(svg.contains(">&lt;&amp;&gt;</text>"));
+    }
+    #[test]
+    fn a_cut_connection_and_the_reconnect_are_marked_and_each_connection_decoded_alone() {
+        let mut recording = Recording::default();
+        let request =
+            |since: &str| format!("GET /sse?since={since} HTTP/1.1\r\nhost: x\r\n\r\n").into_bytes();
+        let head =
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n";
+        // The first response is cut in the middle of a chunk: the second connection's
+        // bytes must not be read as the rest of it.
+        let mut cut = head.to_vec();
+        cut.extend(b"6D\r\nid: e-1\n");
+        for (ms, connection, direction, bytes) in [
+            (1, 0, Direction::Up, request("0")),
+            (2, 0, Direction::Down, cut),
+            (400, 1, Direction::Up, request("e-0")),
+            (401, 1, Direction::Down, head.to_vec()),
+        ] {
+            recording.chunks.push((Duration::from_millis(ms), direction, bytes));
+            recording.connection_of.push(connection);
+        }
+        recording.drops.push(Duration::from_millis(250));
+        let labels: Vec<String> = arrows(&recording).into_iter().map(|a| a.label).collect();
+        assert_eq!(labels.len(), 5, "{labels:?}");
+        assert!(labels[3].starts_with("GET /sse?since=e-0"), "{labels:?}");
+        assert!(labels[4].starts_with("200 OK"), "{labels:?}");
+        let svg = svg(Transport::Sse, &recording);
+        assert!(svg.contains("✕ the relay cuts the connection"), "{svg}");
+        assert!(svg.contains("connection 2: the client reconnects"), "{svg}");
+        let text = render(Transport::Sse, &recording);
+        assert!(text.contains("✕ the relay cut the connection"), "{text}");
+        assert!(text.contains("· connection 2"), "{text}");
     }
 }

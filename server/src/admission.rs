@@ -65,19 +65,27 @@ impl PollBytes {
         PollBytes { limit, in_flight: Arc::new(AtomicUsize::new(0)) }
     }
 
-    /// Bytes a new response may still take (a response always gets one message).
-    pub fn available(&self) -> usize {
-        self.limit.saturating_sub(self.in_flight.load(Ordering::Relaxed))
-    }
-
     /// Bytes held by responses now.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn reserve(&self, bytes: usize) -> Reservation {
-        self.in_flight.fetch_add(bytes, Ordering::Relaxed);
-        Reservation { bytes, in_flight: self.in_flight.clone() }
+    /// Takes up to `wanted` bytes of what is left, before a response is read from the
+    /// log: two concurrent polls can then never both take the whole budget.
+    pub(crate) fn grant(&self, wanted: usize) -> Reservation {
+        let mut current = self.in_flight.load(Ordering::Relaxed);
+        loop {
+            let bytes = wanted.min(self.limit.saturating_sub(current));
+            match self.in_flight.compare_exchange_weak(
+                current,
+                current + bytes,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Reservation { bytes, in_flight: self.in_flight.clone() },
+                Err(now) => current = now,
+            }
+        }
     }
 }
 
@@ -88,8 +96,45 @@ pub(crate) struct Reservation {
     in_flight: Arc<AtomicUsize>,
 }
 
+impl Reservation {
+    /// The bytes granted.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Holds exactly `bytes` from now on: what the response turned out to be. It may be
+    /// more than was granted by one message (a response always carries one).
+    pub(crate) fn settle(&mut self, bytes: usize) {
+        if bytes >= self.bytes {
+            self.in_flight.fetch_add(bytes - self.bytes, Ordering::AcqRel);
+        } else {
+            self.in_flight.fetch_sub(self.bytes - bytes, Ordering::AcqRel);
+        }
+        self.bytes = bytes;
+    }
+}
+
 impl Drop for Reservation {
     fn drop(&mut self) {
         self.in_flight.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_never_overshoot_the_budget_together() {
+        let budget = PollBytes::new(64);
+        let mut first = budget.grant(40);
+        let second = budget.grant(40);
+        assert_eq!((first.bytes(), second.bytes()), (40, 24), "the second gets what is left");
+        assert_eq!(budget.grant(10).bytes(), 0, "nothing is left");
+        // A response that turned out smaller gives the rest back at once.
+        first.settle(10);
+        assert_eq!(budget.in_flight(), 34);
+        drop((first, second));
+        assert_eq!(budget.in_flight(), 0);
     }
 }

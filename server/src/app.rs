@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, Method, Uri};
-use axum::response::IntoResponse;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::net::TcpListener;
@@ -23,6 +23,7 @@ use crate::transport::{long_poll::long_poll, short_poll::short_poll, sse::sse, w
 pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(page))
+        .route("/clients/{file}", get(reference_client))
         // Only publishing reads a body, and it applies its own size and time limits.
         .route("/publish", post(publish))
         .route("/poll", get(short_poll))
@@ -41,6 +42,21 @@ pub fn app(state: Arc<AppState>) -> Router {
 /// JavaScript embedded in the binary (no build step).
 async fn page() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("page.html"))
+}
+
+/// The reference browser clients of `docs/clients/`, one per transport, which the live
+/// page uses: the same files the docs explain and the tests run.
+async fn reference_client(
+    axum::extract::Path(file): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let source = match file.as_str() {
+        "short_poll.js" => include_str!("../../docs/clients/short_poll.js"),
+        "long_poll.js" => include_str!("../../docs/clients/long_poll.js"),
+        "sse.js" => include_str!("../../docs/clients/sse.js"),
+        "ws.js" => include_str!("../../docs/clients/ws.js"),
+        _ => return Err(ApiError::not_found(&format!("/clients/{file}"))),
+    };
+    Ok(([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], source).into_response())
 }
 
 async fn status(State(app): State<Arc<AppState>>) -> impl IntoResponse {

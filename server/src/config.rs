@@ -119,9 +119,10 @@ impl Config {
                 return Err(format!("{flag} must be at least 10ms, got {value:?}"));
             }
         }
-        if self.max_response_bytes < 1024 {
+        if !(1024..=POLL_BYTES_IN_FLIGHT).contains(&self.max_response_bytes) {
             return Err(format!(
-                "--max-response-bytes must be at least 1024, got {}",
+                "--max-response-bytes must be between 1024 and {POLL_BYTES_IN_FLIGHT} (what all poll responses \
+                 in flight may hold together), got {}",
                 self.max_response_bytes
             ));
         }

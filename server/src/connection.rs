@@ -23,7 +23,6 @@ use std::time::Duration;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Sleep;
@@ -31,6 +30,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::RETRY_AFTER_SECONDS;
 use crate::error::ApiError;
+use crate::socket::SocketUse;
 use crate::state::AppState;
 use crate::transport;
 
@@ -113,6 +113,7 @@ fn refuse(tcp: TcpStream, limit: usize) {
 
 async fn serve(tcp: TcpStream, app: Arc<AppState>, router: Router, place: OpenSocket) {
     let _place = place;
+    let accepted_at = tokio::time::Instant::now();
     let request_timeout = app.config.request_timeout;
     // A silent connection is closed between 1 and 1.25 request timeouts, at random:
     // thousands of idle sockets opened together (a reconnect storm, or an attack that
@@ -132,24 +133,78 @@ async fn serve(tcp: TcpStream, app: Arc<AppState>, router: Router, place: OpenSo
     if let Some(subscriber) = direct {
         return subscriber.serve(tcp).await;
     }
-    let io = Guarded::new(tcp, app.config.write_timeout, app.metrics.write_timeouts.clone());
+    if speaks_http2(&tcp).await {
+        return refuse_http2(tcp).await;
+    }
+    let socket_use = Arc::new(SocketUse::default());
+    let io = Guarded::new(tcp, app.clone(), socket_use.clone());
+    let service = Marked { inner: router, socket_use: socket_use.clone() };
     let connection = hyper::server::conn::http1::Builder::new()
         // hyper's header timeout runs from the moment it starts reading a head: on a new
         // connection, and again after each response on a keep-alive one. So it is both
         // the slow-headers (slowloris) and the keep-alive idle timeout.
         .timer(TokioTimer::new())
         .header_read_timeout(request_timeout)
-        .serve_connection(TokioIo::new(io), TowerToHyperService::new(router))
+        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
         .with_upgrades();
     let mut connection = std::pin::pin!(connection);
-    tokio::select! {
-        _ = connection.as_mut() => return,
-        _ = app.shutdown.cancelled() => {}
+    // hyper's timer starts when it starts reading, after the wait for the first byte
+    // above: without this deadline a client silent until just before it, then trickling,
+    // would have nearly two timeouts for its first head.
+    let mut first_head = Some(accepted_at + first_request);
+    loop {
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            _ = app.shutdown.cancelled() => break,
+            _ = tokio::time::sleep_until(first_head.unwrap_or_else(tokio::time::Instant::now)), if first_head.is_some() => {
+                if !socket_use.has_requested() {
+                    return;
+                }
+                first_head = None;
+            }
+        }
     }
     // Finish the response in progress (a long poll's answer, an SSE stream's `shutdown`
     // event), then close.
     connection.as_mut().graceful_shutdown();
     let _ = connection.await;
+}
+
+/// The client preface of HTTP/2 with prior knowledge (RFC 9113 §3.4).
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether the connection opens with HTTP/2's preface (hyper would close it silently).
+async fn speaks_http2(tcp: &TcpStream) -> bool {
+    let mut start = [0; HTTP2_PREFACE.len()];
+    matches!(tcp.peek(&mut start).await, Ok(n) if n > 3 && HTTP2_PREFACE.starts_with(&start[..n]))
+}
+
+/// Answers an HTTP/2 client in its own protocol: an empty SETTINGS frame (the server's
+/// preface) and a GOAWAY with `HTTP_1_1_REQUIRED` (RFC 9113 §6.8, §7), whose debug
+/// data is the same JSON refusal every other client gets. Then closes.
+async fn refuse_http2(mut tcp: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    const SETTINGS: u8 = 0x4;
+    const GOAWAY: u8 = 0x7;
+    const HTTP_1_1_REQUIRED: u32 = 0xd;
+    let debug = serde_json::json!({
+        "error": "http2_not_supported",
+        "message": "this server speaks HTTP/1.1 only; connect without HTTP/2 prior knowledge",
+    })
+    .to_string();
+    let frame = |kind: u8, payload: &[u8]| {
+        let length = (payload.len() as u32).to_be_bytes();
+        // Length (24 bits), type, flags, stream 0, payload.
+        let mut frame = vec![length[1], length[2], length[3], kind, 0, 0, 0, 0, 0];
+        frame.extend_from_slice(payload);
+        frame
+    };
+    let mut goaway = 0u32.to_be_bytes().to_vec(); // last stream id: none was processed
+    goaway.extend_from_slice(&HTTP_1_1_REQUIRED.to_be_bytes());
+    goaway.extend_from_slice(debug.as_bytes());
+    let mut out = frame(SETTINGS, &[]);
+    out.extend(frame(GOAWAY, &goaway));
+    let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(&out)).await;
 }
 
 /// A failed accept that is about one client (it reset before we took it) is skipped.
@@ -194,7 +249,8 @@ struct WriteDeadline {
     timeout: Duration,
     /// Armed while a write is blocked.
     stalled: Option<Pin<Box<Sleep>>>,
-    timeouts: Counter,
+    app: Arc<AppState>,
+    socket_use: Arc<SocketUse>,
 }
 
 impl WriteDeadline {
@@ -204,7 +260,11 @@ impl WriteDeadline {
         let timeout = self.timeout;
         let sleep = self.stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         if sleep.as_mut().poll(cx).is_ready() {
-            self.timeouts.inc();
+            self.app.metrics.write_timeouts.inc();
+            // An SSE stream through the router; a WebSocket counts itself (ws.rs).
+            if let Some(transport) = self.socket_use.subscriber() {
+                self.app.metrics.transport(transport).slow_closed.inc();
+            }
             return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading")));
         }
         Poll::Pending
@@ -223,8 +283,40 @@ impl WriteDeadline {
 }
 
 impl Guarded {
-    fn new(tcp: TcpStream, timeout: Duration, timeouts: Counter) -> Self {
-        Guarded { tcp, deadline: WriteDeadline { timeout, stalled: None, timeouts }, replacement: None }
+    fn new(tcp: TcpStream, app: Arc<AppState>, socket_use: Arc<SocketUse>) -> Self {
+        let timeout = app.config.write_timeout;
+        Guarded {
+            tcp,
+            deadline: WriteDeadline { timeout, stalled: None, app, socket_use },
+            replacement: None,
+        }
+    }
+}
+
+/// The router, telling the connection's [`SocketUse`] that a request head arrived, and
+/// handing it to the handlers in the request's extensions.
+#[derive(Clone)]
+struct Marked {
+    inner: Router,
+    socket_use: Arc<SocketUse>,
+}
+
+impl<B> tower_service::Service<axum::http::Request<B>> for Marked
+where
+    Router: tower_service::Service<axum::http::Request<B>>,
+{
+    type Response = <Router as tower_service::Service<axum::http::Request<B>>>::Response;
+    type Error = <Router as tower_service::Service<axum::http::Request<B>>>::Error;
+    type Future = <Router as tower_service::Service<axum::http::Request<B>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        tower_service::Service::<axum::http::Request<B>>::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, mut request: axum::http::Request<B>) -> Self::Future {
+        self.socket_use.request_started();
+        request.extensions_mut().insert(self.socket_use.clone());
+        self.inner.call(request)
     }
 }
 

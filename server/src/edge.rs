@@ -86,11 +86,9 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        if self.check_host
-            && !request.headers().get(header::HOST).is_some_and(|h| is_loopback_host(h.as_bytes()))
-        {
+        if let Some(error) = host_refusal(&request, self.check_host) {
             self.rejected.inc();
-            return EdgeFuture::Refused { error: Some(host_not_allowed()) };
+            return EdgeFuture::Refused { error: Some(error) };
         }
         let cross_origin = request.headers().contains_key(header::ORIGIN);
         let preflight = cross_origin
@@ -138,6 +136,25 @@ impl<F: Future<Output = Result<Response, Infallible>>> Future for EdgeFuture<F> 
         }
         Poll::Ready(Ok(response))
     }
+}
+
+/// RFC 9112 §3.2: a request must name its host once (`400` otherwise); on loopback it
+/// must name a loopback host, whether in `Host` or in an absolute request target
+/// (`GET http://host/…`, whose authority wins over `Host`).
+fn host_refusal(request: &Request, check_host: bool) -> Option<ApiError> {
+    let mut hosts = request.headers().get_all(header::HOST).iter();
+    let (first, second) = (hosts.next(), hosts.next());
+    if second.is_some() {
+        return Some(ApiError::bad_request(
+            "duplicate_host",
+            "a request names its host once (RFC 9112 §3.2)",
+        ));
+    }
+    if !check_host {
+        return None;
+    }
+    let named = request.uri().authority().map(|a| a.as_str().as_bytes()).or(first.map(|h| h.as_bytes()));
+    (!named.is_some_and(is_loopback_host)).then(host_not_allowed)
 }
 
 fn host_not_allowed() -> ApiError {

@@ -19,6 +19,8 @@
 //!   shared by every delivery.
 //! - [`metrics`]: the counters of `/status` and `/metrics`.
 //! - [`admission`]: the subscriber limit and the poll-bytes budget, as guards.
+//! - [`socket`]: what one connection is used for, told by the handlers to the accept
+//!   loop.
 //! - [`state`]: [`AppState`], what every handler shares.
 //! - [`params`]: query parameters (`since`, `limit`, `timeout`) with clear errors.
 //! - [`publish`]: `POST /publish` and the validation WebSocket publishing shares.
@@ -45,6 +47,7 @@ pub mod message;
 pub mod metrics;
 pub mod params;
 pub mod publish;
+pub mod socket;
 pub mod state;
 pub mod transport;
 

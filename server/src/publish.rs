@@ -31,7 +31,7 @@ pub async fn publish(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    if !authorized(&app.config, &[bearer_token(&headers)]) {
+    if !authorized(&app.config, &bearer_tokens(&headers)) {
         return Err(ApiError::unauthorized());
     }
     if app.config.publish_token.is_none() && is_cross_site(&headers) {
@@ -118,12 +118,13 @@ pub async fn publish(
 /// names another host than the request's `Host`. Without a token, any page the user
 /// opens could otherwise publish to a lab server on their machine.
 pub fn is_cross_site(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
-        return false; // not a browser, or a same-origin GET
-    };
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let authority = origin.split_once("://").map_or("", |(_, rest)| rest);
-    !authority.eq_ignore_ascii_case(host)
+    // Every `Origin` must be this server's: a browser sends one, so a request with a
+    // second one is not a browser's to trust.
+    headers.get_all(header::ORIGIN).iter().any(|origin| {
+        let authority = origin.to_str().ok().and_then(|o| o.split_once("://")).map_or("", |(_, rest)| rest);
+        !authority.eq_ignore_ascii_case(host)
+    })
 }
 
 /// `Content-Type: application/json`, with or without parameters such as `charset`.
@@ -234,10 +235,15 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
-/// The token of an `Authorization: Bearer <token>` header; the scheme is
-/// case-insensitive (RFC 9110 §11.1).
-pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim_start();
+/// The tokens of every `Authorization: Bearer <token>` header (a request may repeat the
+/// header; any right token wins); the scheme is case-insensitive (RFC 9110 §11.1).
+pub fn bearer_tokens(headers: &HeaderMap) -> Vec<Option<&str>> {
+    headers.get_all(header::AUTHORIZATION).iter().map(bearer_token).collect()
+}
+
+/// The token of one `Authorization: Bearer <token>` value.
+fn bearer_token(value: &axum::http::HeaderValue) -> Option<&str> {
+    let value = value.to_str().ok()?.trim_start();
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
 }
@@ -291,9 +297,11 @@ mod tests {
     fn the_bearer_scheme_is_case_insensitive_and_a_right_token_wins() {
         let mut headers = HeaderMap::new();
         headers.insert(header::AUTHORIZATION, "bEaReR s3cret".parse().unwrap());
-        assert_eq!(bearer_token(&headers), Some("s3cret"));
+        assert_eq!(bearer_tokens(&headers), [Some("s3cret")]);
         headers.insert(header::AUTHORIZATION, "Bearer ".parse().unwrap());
-        assert_eq!(bearer_token(&headers), None);
+        assert_eq!(bearer_tokens(&headers), [None]);
+        headers.append(header::AUTHORIZATION, "Bearer s3cret".parse().unwrap());
+        assert_eq!(bearer_tokens(&headers), [None, Some("s3cret")]);
         let config = Config { publish_token: Some("s3cret".into()), ..Config::default() };
         assert!(authorized(&config, &[Some("wrong"), Some("s3cret")]));
         assert!(!authorized(&config, &[Some("wrong"), None]));

@@ -24,7 +24,9 @@ use clap::Parser;
 use serde::{Deserialize, Serialize};
 
 use crate::lab::{self, LabOptions};
+use crate::lab::{progress, Progress};
 use crate::results::Results;
+use crate::workload::Workload;
 use crate::workload::WorkloadArgs;
 
 /// What to measure and where.
@@ -123,7 +125,7 @@ pub async fn measure(options: &ClaimsOptions) -> anyhow::Result<()> {
         let workloads = Flags::try_parse_from(std::iter::once("pushlab").chain(flags.iter().copied()))?
             .workload
             .validate_all()?;
-        eprintln!("\n== pushlab claims: {name}");
+        progress(Progress::Condition(format!("pushlab claims: {name}")));
         let lab_options = LabOptions {
             workload: workloads[0].clone(),
             server_exe: options.server_exe.clone(),
@@ -144,10 +146,11 @@ pub async fn measure(options: &ClaimsOptions) -> anyhow::Result<()> {
         if options.quick { (Duration::from_millis(100), 10) } else { (Duration::from_secs(1), 50) };
     let mut outages = Vec::new();
     for down in [10.0, 40.0] {
-        eprintln!("\n== pushlab claims: server outage of {:.1} s", unit.as_secs_f64() * down);
+        let seconds = unit.as_secs_f64() * down;
+        progress(Progress::Condition(format!("pushlab claims: server outage of {seconds:.1} s")));
         outages.push(outage::run(&options.server_exe, clients, down, unit).await?);
     }
-    eprintln!("\n== pushlab claims: WebSocket frames");
+    progress(Progress::Condition("pushlab claims: WebSocket frames".into()));
     let frames = frames::run(&options.server_exe).await?;
     let experiments = Experiments { command: options.command.clone(), quick: options.quick, outages, frames };
     std::fs::write(options.out.join("experiments.json"), serde_json::to_string_pretty(&experiments)? + "\n")?;
@@ -160,8 +163,12 @@ impl Evidence {
         let read = |path: PathBuf| -> anyhow::Result<Results> {
             let text =
                 std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            serde_json::from_str(&text)
-                .with_context(|| format!("{} is not a pushlab results.json", path.display()))
+            let results: Results = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not a pushlab results.json", path.display()))?;
+            // Every verdict reads the workload typed: a run whose workload does not read
+            // is refused here, by name, instead of a field silently reading as 0 later.
+            results.setup.typed_workload().with_context(|| format!("the workload in {}", path.display()))?;
+            Ok(results)
         };
         let folders = |prefix: &str, under: &Path| -> anyhow::Result<Vec<Results>> {
             let mut runs = Vec::new();
@@ -200,12 +207,17 @@ impl Evidence {
     }
 }
 
+/// A run's workload, typed. [`Evidence::load`] has checked that every run's reads.
+pub fn workload(results: &Results) -> Workload {
+    results.setup.typed_workload().expect("Evidence::load checked every workload")
+}
+
 /// The emulated round-trip time of a run, ms.
 pub fn rtt_ms(results: &Results) -> f64 {
-    results.setup.workload["network"]["rtt_ms"].as_f64().unwrap_or(0.0)
+    workload(results).network.rtt.as_micros() as f64 / 1e3
 }
 
 /// Subscribers per transport in a run.
 pub fn clients(results: &Results) -> u64 {
-    results.setup.workload["clients"].as_u64().unwrap_or(0)
+    workload(results).clients as u64
 }

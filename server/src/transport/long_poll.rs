@@ -15,7 +15,7 @@ use axum::response::Response;
 use pushlab_protocol::Transport;
 
 use super::follower::Follower;
-use super::poll::{poll_budget, poll_response};
+use super::poll::{poll_response, read_poll};
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::state::AppState;
@@ -26,18 +26,18 @@ pub async fn long_poll(State(app): State<Arc<AppState>>, params: Params) -> Resu
     let mut follower = Follower::new(app.clone(), Transport::LongPoll, params.since);
     let deadline = tokio::time::Instant::now() + params.timeout;
     loop {
-        let batch = follower.read(poll_budget(&app, params.limit));
+        let (batch, reservation) = read_poll(&app, &mut follower, params.limit);
         if !batch.is_empty() {
-            return Ok(poll_response(&app, &batch, slot));
+            return Ok(poll_response(&app, &batch, slot, reservation));
         }
         tokio::select! {
             alive = follower.appended() => if !alive {
-                return Ok(poll_response(&app, &batch, slot));
+                return Ok(poll_response(&app, &batch, slot, reservation));
             },
-            _ = tokio::time::sleep_until(deadline) => return Ok(poll_response(&app, &batch, slot)),
+            _ = tokio::time::sleep_until(deadline) => return Ok(poll_response(&app, &batch, slot, reservation)),
             // Shutting down: answer with what there is (nothing) so the client is not
             // left hanging and the connection closes promptly.
-            _ = app.shutdown.cancelled() => return Ok(poll_response(&app, &batch, slot)),
+            _ = app.shutdown.cancelled() => return Ok(poll_response(&app, &batch, slot, reservation)),
         }
     }
 }

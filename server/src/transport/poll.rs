@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use pushlab_protocol::poll::PollHead;
 
-use super::follower::Batch;
+use super::follower::{Batch, Follower};
 use crate::admission::{Admitted, Reservation};
 use crate::log::Budget;
 use crate::message::Entry;
@@ -24,10 +24,14 @@ pub fn poll_body(entries: &[Entry], head: PollHead) -> Bytes {
     pushlab_protocol::poll::encode(entries.iter().map(|e| e.json.as_bytes()), head)
 }
 
-/// How much one poll response may carry: the client's `limit`, `--max-response-bytes`,
-/// and what is left of the bytes all poll responses in flight may hold together.
-pub(crate) fn poll_budget(app: &AppState, limit: usize) -> Budget {
-    Budget { count: limit, bytes: app.config.max_response_bytes.min(app.poll_bytes.available()) }
+/// Reads one poll response's worth: the client's `limit`, `--max-response-bytes`, and
+/// what is left of the bytes all poll responses in flight may hold together, which is
+/// taken (granted) before the read, so concurrent polls cannot overshoot it.
+pub(crate) fn read_poll(app: &AppState, follower: &mut Follower, limit: usize) -> (Batch, Reservation) {
+    let mut reservation = app.poll_bytes.grant(app.config.max_response_bytes);
+    let batch = follower.read(Budget { count: limit, bytes: reservation.bytes() });
+    reservation.settle(batch.entries.iter().map(|e| e.json.len()).sum());
+    (batch, reservation)
 }
 
 /// A poll answer as a response, counted. The response body holds the client's
@@ -35,7 +39,12 @@ pub(crate) fn poll_budget(app: &AppState, limit: usize) -> Budget {
 /// last of it for writing, not just until the handler returns: a client that reads
 /// slowly keeps its place, so a few slow readers cannot make the server build
 /// response after response for them.
-pub(crate) fn poll_response(app: &AppState, batch: &Batch, slot: Admitted) -> Response {
+pub(crate) fn poll_response(
+    app: &AppState,
+    batch: &Batch,
+    slot: Admitted,
+    mut reservation: Reservation,
+) -> Response {
     let summary = batch.read;
     let head = PollHead {
         last_id: summary.last_id,
@@ -46,7 +55,7 @@ pub(crate) fn poll_response(app: &AppState, batch: &Batch, slot: Admitted) -> Re
     };
     let body = poll_body(&batch.entries, head);
     app.metrics.transport(batch.transport).bytes_sent.inc_by(body.len() as u64);
-    let reservation = app.poll_bytes.reserve(body.len());
+    reservation.settle(body.len());
     let body = HeldBody { rest: body, _slot: slot, _reservation: reservation };
     ([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))], Body::new(body)).into_response()
 }

@@ -12,7 +12,7 @@ use axum::response::Response;
 use pushlab_protocol::Transport;
 
 use super::follower::Follower;
-use super::poll::{poll_budget, poll_response};
+use super::poll::{poll_response, read_poll};
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::state::AppState;
@@ -22,9 +22,9 @@ use crate::state::AppState;
 pub async fn short_poll(State(app): State<Arc<AppState>>, params: Params) -> Result<Response, ApiError> {
     let slot = app.admission.admit(app.metrics.transport(Transport::ShortPoll))?;
     let mut follower = Follower::new(app.clone(), Transport::ShortPoll, params.since);
-    let batch = match params.since {
-        Some(_) => follower.read(poll_budget(&app, params.limit)),
-        None => follower.here(),
+    let (batch, reservation) = match params.since {
+        Some(_) => read_poll(&app, &mut follower, params.limit),
+        None => (follower.here(), app.poll_bytes.grant(0)),
     };
-    Ok(poll_response(&app, &batch, slot))
+    Ok(poll_response(&app, &batch, slot, reservation))
 }

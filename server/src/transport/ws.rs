@@ -35,7 +35,7 @@ use super::follower::{Follower, STREAM_BUDGET};
 use crate::admission::Admitted;
 use crate::error::ApiError;
 use crate::params::Params;
-use crate::publish::{authorized, bearer_token, is_cross_site, validate_fields};
+use crate::publish::{authorized, bearer_tokens, is_cross_site, validate_fields};
 use crate::state::AppState;
 use pushlab_protocol::ws::{ClientFrame, Reply};
 use pushlab_protocol::Notice;
@@ -81,8 +81,8 @@ pub async fn ws(
     // WebSocket ignores CORS: a page of any origin can open one. Without a token, only
     // same-origin pages (and non-browser clients) may publish on it.
     let same_site = app.config.publish_token.is_some() || !is_cross_site(&headers);
-    let may_publish =
-        same_site && authorized(&app.config, &[params.token.as_deref(), bearer_token(&headers)]);
+    let may_publish = same_site
+        && authorized(&app.config, &[&[params.token.as_deref()][..], &bearer_tokens(&headers)].concat());
     // Following from now, so nothing appended during the handshake is missed.
     let follower = Follower::new(app.clone(), Transport::Ws, params.since);
     let max_frame = app.config.max_message_bytes + 1024;
@@ -160,7 +160,10 @@ impl WsSession {
                     _ = ticker.tick() => {
                         // Any frame from the peer counts as a sign of life; two silent
                         // heartbeats mean it is gone (or its network is).
-                        if last_heard.elapsed() > heartbeat * SILENT_HEARTBEATS + Duration::from_millis(100) {
+                        // Checked at a tick, so "silent for two heartbeats" is reached
+                        // at the second tick after the last sign of life; the tenth of a
+                        // heartbeat of slack absorbs the ticker's own lateness.
+                        if last_heard.elapsed() + heartbeat / 10 >= heartbeat * SILENT_HEARTBEATS {
                             break End::Close(CLOSE_POLICY, "no pong for two heartbeats");
                         }
                         if let Err(end) = self.write(socket.send(Message::Ping(bytes::Bytes::new()))).await {

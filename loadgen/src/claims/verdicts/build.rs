@@ -5,7 +5,6 @@
 //! depends on and nothing else. The types are the ones `results.json` holds.
 
 use pushlab_protocol::Transport;
-use serde_json::json;
 
 use crate::claims::{Evidence, Experiments};
 use crate::results::{
@@ -74,6 +73,23 @@ pub(crate) fn transport(transport: Transport) -> TransportResult {
     }
 }
 
+/// The lab's default workload (as `pushlab lab` validates it), with a drop every second
+/// and the given round-trip time.
+fn lab_workload(rtt_ms: f64) -> crate::workload::Workload {
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        workload: crate::workload::WorkloadArgs,
+    }
+    let rtt = format!("{rtt_ms}ms");
+    let flags = ["pushlab", "--drop-every", "1s", "--rtt", &rtt];
+    <Flags as clap::Parser>::try_parse_from(flags)
+        .expect("valid flags")
+        .workload
+        .validate()
+        .expect("a valid workload")
+}
+
 /// A run of all four transports at a round-trip time, with the lab's default workload
 /// (100 clients, 10 messages/s, a poll every 500 ms).
 pub(crate) fn run(rtt_ms: f64) -> Results {
@@ -92,15 +108,7 @@ pub(crate) fn run(rtt_ms: f64) -> Results {
                 fd_limit: 0,
             },
             target: "spawned".into(),
-            workload: json!({
-                "clients": 100,
-                "rate_per_second": 10.0,
-                "poll_interval_seconds": 0.5,
-                "payload_bytes": 128,
-                "heartbeat_seconds": 5.0,
-                "drop_every_seconds": 1.0,
-                "network": { "rtt_ms": rtt_ms },
-            }),
+            workload: serde_json::to_value(lab_workload(rtt_ms)).expect("a workload serializes"),
         },
         transports: Transport::ALL.iter().map(|&t| transport(t)).collect(),
         warnings: Vec::new(),

@@ -3,7 +3,7 @@
 use pushlab_protocol::Transport::ShortPoll;
 
 use super::{need, table, Basis, Claim, Finding, Kind, Lacks, SEGMENT_HEADER_BYTES};
-use crate::claims::{rtt_ms, Evidence};
+use crate::claims::{rtt_ms, workload, Evidence};
 use crate::report::{bytes, ms};
 
 /// How far the idle poll rate may be from one poll per interval: room for a timer's
@@ -23,7 +23,7 @@ pub(super) const C7: Claim = Claim {
 /// poll interval.
 fn c7(e: &Evidence) -> Result<Finding, Lacks> {
     let sp = need(&e.lab, ShortPoll)?;
-    let interval = e.lab.setup.workload["poll_interval_seconds"].as_f64().unwrap_or(0.0);
+    let interval = workload(&e.lab).poll_interval_seconds.as_secs_f64();
     let rate = sp.idle.requests_per_client_per_second;
     let expected = 1.0 / interval;
     Ok(Finding {

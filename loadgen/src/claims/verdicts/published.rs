@@ -4,7 +4,7 @@
 use pushlab_protocol::Transport::{LongPoll, ShortPoll, Sse, Ws};
 
 use super::{need, overhead_per_message, table, Basis, Claim, Finding, Kind, Lacks};
-use crate::claims::{clients, rtt_ms, Evidence};
+use crate::claims::{clients, rtt_ms, workload, Evidence};
 use crate::report::bytes;
 use crate::results::TransportResult;
 
@@ -98,7 +98,7 @@ fn p1(e: &Evidence) -> Result<Finding, Lacks> {
             100.0 * per_poll / P1_HEADER_BYTES,
             bytes(overhead_per_message(ws)),
             ws.traffic.message_bytes.round(),
-            largest.setup.workload["heartbeat_seconds"]
+            workload(largest).heartbeat_seconds.as_secs_f64()
         ),
         figures: table(
             &["clients", "headers per poll", "short_poll headers Mbps", "theirs", "ws overhead Mbps", "theirs"],
@@ -179,7 +179,7 @@ fn p3(e: &Evidence) -> Result<Finding, Lacks> {
     for r in e.network.iter().filter(|r| rtt_ms(r) > 0.0) {
         let transit = rtt_ms(r) / 2.0;
         let (lp, sse, ws) = (need(r, LongPoll)?, need(r, Sse)?, need(r, Ws)?);
-        let gap_ms = 1e3 / r.setup.workload["rate_per_second"].as_f64().unwrap_or(1.0);
+        let gap_ms = 1e3 / workload(r).rate_per_second;
         mean_ok &= lp.latency.mean_ms / transit <= P3_MEAN_TRANSITS;
         max_ok &= lp.latency.max_ms / transit <= P3_MAX_TRANSITS;
         stream_ok &= sse.latency.p50_ms / transit <= P3_STREAM_TRANSITS

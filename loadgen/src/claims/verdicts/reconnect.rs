@@ -5,7 +5,7 @@ use pushlab_protocol::Transport::Sse;
 
 use super::{need, table, Basis, Claim, Finding, Kind, Lacks};
 use crate::claims::outage::Outage;
-use crate::claims::Evidence;
+use crate::claims::{workload, Evidence};
 use crate::report::ms;
 
 pub(super) const C15: Claim = Claim {
@@ -36,7 +36,7 @@ fn c15(e: &Evidence) -> Result<Finding, Lacks> {
         .collect();
     let sse = need(&e.resume, Sse)?;
     let clean = sse.delivery.lost == 0 && sse.delivery.duplicated == 0;
-    let drop_every = e.resume.setup.workload["drop_every_seconds"].as_f64().unwrap_or(0.0);
+    let drop_every = workload(&e.resume).drop_every_seconds.map_or(0.0, |d| d.as_secs_f64());
     Ok(Finding {
         kind: if clean { Kind::DoesNotHold } else { Kind::Holds },
         summary: format!(

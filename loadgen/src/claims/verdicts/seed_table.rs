@@ -6,7 +6,7 @@
 use pushlab_protocol::Transport::{LongPoll, ShortPoll, Sse, Ws};
 
 use super::{need, table, Basis, Claim, Finding, Kind, Lacks};
-use crate::claims::{rtt_ms, Evidence};
+use crate::claims::{rtt_ms, workload, Evidence};
 use crate::complexity::reference_client;
 use crate::report::table::{ranking, SeedOrder, TIE};
 use crate::report::{bytes, ms};
@@ -128,7 +128,8 @@ fn c2(e: &Evidence) -> Result<Finding, Lacks> {
                 "Holds when messages are rare (idle cost per client: {idle}), not per delivered message at {} msg/s \
                  ({per_message}): a poll every {} s carries several messages, while long polling pays a full \
                  request and response for each one.",
-                l.setup.workload["rate_per_second"], l.setup.workload["poll_interval_seconds"]
+                workload(l).rate_per_second,
+                workload(l).poll_interval_seconds.as_secs_f64()
             ),
         ),
         _ => (Kind::DoesNotHold, format!("Per message: {per_message}; idle: {idle}.")),

@@ -6,7 +6,7 @@ use pushlab_protocol::Transport::{LongPoll, ShortPoll, Sse, Ws};
 use super::{
     need, overhead_per_message, pct, table, Basis, Claim, Finding, Kind, Lacks, SEGMENT_HEADER_BYTES,
 };
-use crate::claims::{clients, rtt_ms, Evidence};
+use crate::claims::{clients, rtt_ms, workload, Evidence};
 use crate::report::table::{ranking, TIE};
 use crate::report::{bytes, ms};
 
@@ -234,7 +234,7 @@ fn c11(e: &Evidence) -> Result<Finding, Lacks> {
         "\"99 % less bandwidth\" holds for an idle stream ({} less TCP payload: these figures count payload, not \
          packet headers) but not while messages flow at {} msg/s ({} less payload per delivered message)",
         pct(idle),
-        e.lab.setup.workload["rate_per_second"],
+        workload(&e.lab).rate_per_second,
         pct(active)
     )];
     conditions.push(format!(
@@ -292,7 +292,7 @@ fn c12(e: &Evidence) -> Result<Finding, Lacks> {
             "Measured {} per delivered message for a {}-byte payload: the message JSON ({}) plus {} of frame header \
              and heartbeats. A WebSocket message costs its own size plus a few bytes; 1 KB is the cost of a 1 KB message.",
             bytes(per_message),
-            e.lab.setup.workload["payload_bytes"],
+            workload(&e.lab).payload_bytes,
             bytes(ws.traffic.message_bytes),
             bytes(overhead_per_message(ws))
         ),
@@ -342,7 +342,7 @@ fn c14(e: &Evidence) -> Result<Finding, Lacks> {
         "a tie one run cannot order: both push each message as soon as it is published, over an open connection, \
          in one network transit, and differ in framing (a few bytes per message), not in speed"
     };
-    let workload = &e.network.first().map(|r| r.setup.workload.clone()).unwrap_or_default();
+    let light_load = e.network.first().map(workload);
     Ok(Finding {
         kind: Kind::Conditional,
         summary: format!(
@@ -354,8 +354,8 @@ fn c14(e: &Evidence) -> Result<Finding, Lacks> {
              text lines took the load generator 1.26 cores against 1.04 for WebSocket frames at 575 msg/s (the \
              server spent less on SSE), and with both ends on two cores every message queues behind that work. \
              That is pushlab's Rust clients; a browser's parsers are other code.",
-            workload["clients"],
-            workload["rate_per_second"],
+            light_load.as_ref().map_or(0, |w| w.clients),
+            light_load.as_ref().map_or(0.0, |w| w.rate_per_second),
             ratios.join(", "),
             1.0 + TIE,
             C14_WS_MAX_DELIVERIES / C14_SSE_MAX_DELIVERIES,

@@ -5,6 +5,7 @@
 
 use std::io::{self, IoSlice};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -81,9 +82,15 @@ impl<'a> DirectRequest<'a> {
             if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding") {
                 return None; // a GET with a body: unusual enough for the general path
             } else if name.eq_ignore_ascii_case("last-event-id") {
-                direct.last_event_id = Some(header.value);
+                // Twice is a 400 the router gives.
+                if direct.last_event_id.replace(header.value).is_some() {
+                    return None;
+                }
             } else if name.eq_ignore_ascii_case("host") {
-                direct.host = Some(header.value);
+                // Twice is a 400 (RFC 9112 §3.2): the router's to answer.
+                if direct.host.replace(header.value).is_some() {
+                    return None;
+                }
             } else if name.eq_ignore_ascii_case("origin") {
                 direct.cross_origin = true;
             }
@@ -108,15 +115,18 @@ impl Direct {
             // `None` ends the stream with the last chunk, of size 0.
             let chunk = next.as_deref().unwrap_or_default();
             let head = std::mem::take(&mut response_head);
-            let write = write_chunk(&mut tcp, &head, chunk);
             // A client that stopped reading (or vanished without a FIN) fills its socket
-            // buffer and the write waits; past --write-timeout it is dropped and counted.
-            let Ok(written) = tokio::time::timeout(write_timeout, write).await else {
-                session.app.metrics.transport(Transport::Sse).slow_closed.inc();
-                return;
-            };
-            if written.is_err() || next.is_none() {
-                return;
+            // buffer and the write waits; a write that makes no progress for
+            // --write-timeout drops it, counted as the router's door counts it.
+            match write_chunk(&mut tcp, &head, chunk, write_timeout).await {
+                Err(error) if error.kind() == io::ErrorKind::TimedOut => {
+                    session.app.metrics.write_timeouts.inc();
+                    session.app.metrics.transport(Transport::Sse).slow_closed.inc();
+                    return;
+                }
+                Err(_) => return,
+                Ok(()) if next.is_none() => return,
+                Ok(()) => {}
             }
             next = tokio::select! {
                 chunk = session.next_chunk() => chunk,
@@ -139,8 +149,9 @@ fn response_head(cross_origin: bool) -> Vec<u8> {
 }
 
 /// Writes `before` (the response head, once), then `chunk` in chunked encoding, in one
-/// `writev` when the socket takes it all.
-async fn write_chunk(tcp: &mut TcpStream, before: &[u8], chunk: &[u8]) -> io::Result<()> {
+/// `writev` when the socket takes it all; a `writev` that makes no progress for
+/// `timeout` fails with `TimedOut`.
+async fn write_chunk(tcp: &mut TcpStream, before: &[u8], chunk: &[u8], timeout: Duration) -> io::Result<()> {
     let size_line = format!("{:X}\r\n", chunk.len());
     let mut parts = [
         IoSlice::new(before),
@@ -150,7 +161,9 @@ async fn write_chunk(tcp: &mut TcpStream, before: &[u8], chunk: &[u8]) -> io::Re
     ];
     let mut parts = &mut parts[..];
     while !parts.is_empty() {
-        let written = tcp.write_vectored(parts).await?;
+        let written = tokio::time::timeout(timeout, tcp.write_vectored(parts))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading"))??;
         if written == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }

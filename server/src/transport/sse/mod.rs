@@ -31,6 +31,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use bytes::{BufMut, Bytes, BytesMut};
 use pushlab_protocol::{sse as event, Cursor, Notice};
 use tokio::time::{Interval, MissedTickBehavior};
@@ -40,6 +41,7 @@ use crate::admission::Admitted;
 use crate::config::SSE_RETRY_MS;
 use crate::error::ApiError;
 use crate::params::Params;
+use crate::socket::SocketUse;
 use crate::state::AppState;
 use pushlab_protocol::Transport;
 
@@ -54,11 +56,23 @@ pub(crate) const STREAM_HEADERS: [(&str, &str); 3] = [
 /// `GET /sse?since=ID&event_names=false`; a `Last-Event-ID` header wins over `since`.
 pub async fn sse(
     State(app): State<Arc<AppState>>,
+    socket_use: Option<Extension<Arc<SocketUse>>>,
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let last_event_id = headers.get("last-event-id").map(HeaderValue::as_bytes);
+    let mut last_event_ids = headers.get_all("last-event-id").iter();
+    let last_event_id = last_event_ids.next().map(HeaderValue::as_bytes);
+    if last_event_ids.next().is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_last_event_id",
+            "`Last-Event-ID` is given more than once",
+        ));
+    }
     let session = SseSession::open(app, last_event_id, params)?;
+    // A write this stream stalls on is counted against an SSE subscriber.
+    if let Some(Extension(socket_use)) = socket_use {
+        socket_use.serves(Transport::Sse);
+    }
     let stream = futures_util::stream::unfold(session, |mut session| async move {
         let chunk = session.next_chunk().await?;
         Some((Ok::<_, Infallible>(chunk), session))
