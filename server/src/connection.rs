@@ -30,6 +30,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::RETRY_AFTER_SECONDS;
 use crate::error::ApiError;
+use pushlab_protocol::Transport;
+
 use crate::socket::SocketUse;
 use crate::state::AppState;
 use crate::transport;
@@ -315,7 +317,11 @@ where
 
     fn call(&mut self, mut request: axum::http::Request<B>) -> Self::Future {
         self.socket_use.request_started();
-        request.extensions_mut().insert(self.socket_use.clone());
+        // Only a stream needs it; inserting allocates the extensions map, which every
+        // short poll would otherwise pay for.
+        if request.uri().path() == Transport::Sse.path() {
+            request.extensions_mut().insert(self.socket_use.clone());
+        }
         self.inner.call(request)
     }
 }
