@@ -67,10 +67,45 @@ pub(crate) fn is_loopback_host(host: &[u8]) -> bool {
         Some(rest) => rest.split(']').next().unwrap_or(""),
         None => host.rsplit_once(':').map_or(host, |(name, _)| name),
     };
-    let name = name.trim_end_matches('.').to_ascii_lowercase();
-    name == "localhost"
-        || name.ends_with(".localhost")
-        || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    // Every request passes here: compare without allocating a lowercase copy.
+    let name = name.trim_end_matches('.').as_bytes();
+    const LOCALHOST: &[u8] = b"localhost";
+    let ends_localhost =
+        name.len() >= LOCALHOST.len() && name[name.len() - LOCALHOST.len()..].eq_ignore_ascii_case(LOCALHOST);
+    let whole_or_subdomain = name.len() == LOCALHOST.len()
+        || name.get(name.len().wrapping_sub(LOCALHOST.len() + 1)) == Some(&b'.');
+    if ends_localhost && whole_or_subdomain {
+        return true;
+    }
+    std::str::from_utf8(name)
+        .ok()
+        .and_then(|n| n.parse::<std::net::IpAddr>().ok())
+        .is_some_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn loopback_hosts_are_recognised_in_any_case_with_any_port() {
+        for host in [
+            "localhost",
+            "LocalHost:3000",
+            "app.localhost",
+            "127.0.0.1:80",
+            "127.9.9.9",
+            "[::1]:3000",
+            "localhost.",
+        ] {
+            assert!(is_loopback_host(host.as_bytes()), "{host}");
+        }
+        for host in
+            ["evil.example", "notlocalhost", "evil.example:3000", "10.0.0.1", "[::2]", "localhost.evil"]
+        {
+            assert!(!is_loopback_host(host.as_bytes()), "{host}");
+        }
+    }
 }
 
 impl<S> Service<Request> for EdgeService<S>
