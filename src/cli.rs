@@ -33,6 +33,10 @@ enum Command {
     Report(ReportArgs),
     /// Show every byte one client of a transport exchanges with a fresh server, annotated.
     Trace(TraceArgs),
+    /// Check the packet link by itself before trusting it: what it adds at zero delay,
+    /// its round trip, handshake, loss, bandwidth and packet counts against the settings,
+    /// and its CPU per packet (needs root and /dev/net/tun). Exit 1 when a check fails.
+    Link(LinkArgs),
     /// Check every claim of the seed documents (their list of claims): make the runs they
     /// need and write docs/claims.md with a verdict and the figures for each.
     Claims(ClaimsArgs),
@@ -178,6 +182,56 @@ struct ClaimsArgs {
     quick: bool,
 }
 
+/// `pushlab link`: the packet link's checks, as a table or JSON; exit 1 if one failed.
+async fn link(args: LinkArgs) -> anyhow::Result<i32> {
+    use pushlab_loadgen::network::{check, LinkKind, Network};
+    let loss = match args.loss.as_deref() {
+        None => Default::default(),
+        Some([one]) => *one,
+        Some(_) => bail!("pushlab link checks one --loss setting at a time"),
+    };
+    let network = Network {
+        rtt: args.rtt,
+        jitter: args.jitter,
+        reorder: args.reorder,
+        bandwidth_bytes_per_second: args.bandwidth,
+        queue_packets: args.queue,
+        loss,
+        link: LinkKind::Netns,
+    };
+    let report = check::check(network).await?;
+    match args.json {
+        true => println!("{}", serde_json::to_string_pretty(&report)?),
+        false => print!("{}", report.render()),
+    }
+    Ok(if report.passed() { 0 } else { 1 })
+}
+
+#[derive(Debug, Args)]
+struct LinkArgs {
+    /// Round-trip time to emulate.
+    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
+    rtt: Duration,
+    /// Extra random delay per packet and direction, uniform in [0, JITTER].
+    #[arg(long, default_value = "0ms", value_parser = parse_duration)]
+    jitter: Duration,
+    /// Let jittered packets overtake each other.
+    #[arg(long)]
+    reorder: bool,
+    /// Link rate each direction, e.g. 10mbit or 1MB/s.
+    #[arg(long, value_parser = pushlab_loadgen::network::parse_bandwidth)]
+    bandwidth: Option<u64>,
+    /// Packets the queue holds while waiting for the bandwidth.
+    #[arg(long, default_value_t = pushlab_loadgen::network::DEFAULT_QUEUE_PACKETS)]
+    queue: usize,
+    /// Packet loss: `1%`, `0%/2%` (to the server / to the clients), `1%,burst=4`.
+    #[arg(long, value_parser = pushlab_loadgen::network::loss::parse_loss_list)]
+    loss: Option<Vec<pushlab_loadgen::network::LossSpec>>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Debug, Args)]
 struct TraceArgs {
     /// short_poll, long_poll, sse or ws.
@@ -274,6 +328,11 @@ struct ServeArgs {
     /// Require `Authorization: Bearer TOKEN` (WebSocket: `?token=`) to publish.
     #[arg(long, value_name = "TOKEN")]
     publish_token: Option<String>,
+    /// Publishing needs no token off loopback, knowingly: for an address only you can
+    /// reach (`pushlab lab` serves inside a network namespace of its own). Without it,
+    /// such a server warns at start.
+    #[arg(long, conflicts_with = "publish_token")]
+    open_publish: bool,
     /// SSE keep-alive and WebSocket ping interval, e.g. 15s or 500ms (at least 100ms). A
     /// WebSocket silent for two heartbeats is closed with 1008.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
@@ -339,6 +398,21 @@ impl Cli {
     }
 
     /// Runs the command and returns the process exit code.
+    /// Makes the packet link for `pushlab lab` unless `--link relay`: it moves the
+    /// process into a network namespace of its own, which must happen before the async
+    /// runtime starts any thread. A failure is kept, and said by the run (`--link auto`
+    /// falls back to the relay; `--link netns` stops with the reason).
+    pub(crate) fn prepare_link(&self) {
+        let wanted = match &self.command {
+            Command::Lab(args) => args.workload.link != pushlab_loadgen::network::LinkChoice::Relay,
+            Command::Link(_) => true,
+            _ => false,
+        };
+        if wanted {
+            let _ = pushlab_loadgen::network::netns::enter();
+        }
+    }
+
     pub(crate) async fn run(self, explicit: Vec<&'static str>) -> anyhow::Result<i32> {
         match self.command {
             Command::Serve(args) => serve(args).await.map(|()| 0),
@@ -372,6 +446,7 @@ impl Cli {
                 }
                 Ok(0)
             }
+            Command::Link(args) => link(args).await,
             Command::Completions(args) => {
                 clap_complete::generate(args.shell, &mut command(), "pushlab", &mut std::io::stdout());
                 Ok(0)
@@ -406,13 +481,14 @@ pub(crate) fn show_progress() {
     pushlab_loadgen::lab::set_progress(move |event| match event {
         Progress::Started(w) => eprintln!(
             "pushlab: {} clients, {} msg/s, {}-byte payload; per transport: {:.1}s warm-up, {:.1}s measured, \
-             {:.1}s idle",
+             {:.1}s idle\npushlab: {}",
             w.clients,
             w.rate_per_second,
             w.payload_bytes,
             w.warmup_seconds.as_secs_f64(),
             w.duration_seconds.as_secs_f64(),
-            w.idle_seconds.as_secs_f64()
+            w.idle_seconds.as_secs_f64(),
+            w.network.describe()
         ),
         Progress::Condition(name) => eprintln!("\n== {name}"),
         // Said so that whoever stops the run can check nothing is left behind.
@@ -508,7 +584,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         format!("cannot listen on {} (expected HOST:PORT, e.g. 127.0.0.1:3000)", args.addr)
     })?;
     let addr = listener.local_addr()?;
-    if !addr.ip().is_loopback() && config.publish_token.is_none() {
+    if !addr.ip().is_loopback() && config.publish_token.is_none() && !args.open_publish {
         eprintln!(
             "warning: listening on {addr}, beyond this machine, without --publish-token: \
              anyone who can reach it can publish"

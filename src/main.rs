@@ -12,6 +12,8 @@ fn main() {
     // results.json names the commit this binary was built from (see build.rs).
     pushlab_loadgen::lab::set_build_commit(env!("PUSHLAB_GIT_COMMIT"));
     cli::show_progress();
+    // Before the runtime: the packet link moves the whole process into a namespace.
+    cli.prepare_link();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use pushlab_loadgen::network::{Emulator, Network};
+use pushlab_loadgen::network::relay::Emulator;
+use pushlab_loadgen::network::Network;
 use pushlab_protocol::Transport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -9,6 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pushlab_protocol::Transport;
 
 use crate::client::Target;
+use crate::network::LinkKind;
 use crate::process::ServerProcess;
 use crate::report;
 use crate::results::{Machine, Results, Setup, TransportResult, SCHEMA_VERSION};
@@ -56,8 +57,19 @@ pub async fn run(options: &LabOptions) -> anyhow::Result<Results> {
             None => {
                 let history = (w.messages() * 2).max(10_000).to_string();
                 let heartbeat = format!("{}ms", w.heartbeat_seconds.as_millis());
-                let extra = ["--history".to_string(), history, "--heartbeat".to_string(), heartbeat];
-                let server = ServerProcess::spawn(&options.server_exe, &extra).await?;
+                let mut extra = vec!["--history".to_string(), history, "--heartbeat".to_string(), heartbeat];
+                // Off loopback a server warns that anyone can publish; inside the run's
+                // own namespace nobody else can reach it, which it cannot know.
+                if w.network.link == LinkKind::Netns {
+                    extra.push("--open-publish".to_string());
+                }
+                // On the packet link the server listens on its end of it; the publisher,
+                // beside it in the same namespace, reaches that address locally.
+                let addr = match w.network.link {
+                    LinkKind::Netns => std::net::SocketAddr::from((crate::network::netns::SERVER_ADDR, 0)),
+                    LinkKind::Relay => std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+                };
+                let server = ServerProcess::spawn_on(&options.server_exe, addr, &extra).await?;
                 progress(Progress::ServerStarted { transport, pid: server.pid, addr: server.addr });
                 (Target::new(server.addr), Some(server))
             }
@@ -190,7 +202,7 @@ fn parse_target(target: &str) -> anyhow::Result<Target> {
         .with_context(|| format!("--target {target:?}: expected host:port or http://host:port"))?
         .next()
         .with_context(|| format!("--target {target:?} resolves to no address"))?;
-    Ok(Target { addr, host: hostport.to_string() })
+    Ok(Target { addr, host: hostport.to_string(), dialer: Default::default(), publish_token: None })
 }
 
 /// What makes this run's figures less trustworthy, in plain words.

@@ -20,7 +20,10 @@
 //! - [`lab`]: every transport in turn, each against a fresh server; writes the reports.
 //!   It reports progress as `lab::Progress` events, which only the binary prints.
 //! - [`saturation`]: `pushlab lab --find-max`, the rate each transport sustains.
-//! - [`network`]: the emulated network (RTT, jitter, bandwidth) between clients and server.
+//! - [`network`]: the network between clients and server: the packet link (two network
+//!   namespaces joined through TUN devices: delay, loss, a queue, every packet counted)
+//!   or the in-process relay (delay and bandwidth, no root).
+//! - `sys`: the only `unsafe` code, three calls into the kernel no safe wrapper offers.
 //! - [`gate`] and [`bench`]: `pushlab bench`, the regression gate for CI.
 //! - [`trace`]: `pushlab trace`, every byte of one client's exchange, annotated.
 //! - [`claims`]: `pushlab claims`, every claim of the seed documents checked against
@@ -48,6 +51,7 @@ pub mod report;
 pub mod results;
 pub mod run;
 pub mod saturation;
+mod sys;
 pub mod trace;
 pub mod upstream;
 pub mod wire;

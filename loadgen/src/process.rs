@@ -35,7 +35,8 @@ impl ServerProcess {
         addr: std::net::SocketAddr,
         extra: &[String],
     ) -> anyhow::Result<ServerProcess> {
-        let mut child = Command::new(exe)
+        let mut command = Command::new(exe);
+        let mut child = crate::sys::die_with_parent(&mut command)
             .arg("serve")
             .args(["--addr", &addr.to_string()])
             .args(extra)

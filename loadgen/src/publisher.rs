@@ -37,6 +37,7 @@ const MAX_BATCH: usize = 1_000;
 /// message `.0`, for `.1`.
 pub async fn publish(
     base_url: &str,
+    token: Option<&str>,
     workload: &Workload,
     epoch: Instant,
     start_us: u64,
@@ -98,8 +99,11 @@ pub async fn publish(
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let sent =
-                client.post(&url).header("content-type", "application/json").body(body.clone()).send().await;
+            let mut request = client.post(&url).header("content-type", "application/json").body(body.clone());
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let sent = request.send().await;
             match sent {
                 Ok(response) if response.status().is_success() => break,
                 Ok(response) if attempts >= 5 => {

@@ -12,12 +12,12 @@ use hdrhistogram::Histogram;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::wire::WireCounters;
+use crate::wire::{Segments, WireCounters};
 
 /// Counters the run samples at phase boundaries.
 #[derive(Debug, Default)]
 pub struct Live {
-    /// Socket bytes.
+    /// Socket bytes and TCP segments.
     pub wire: Arc<WireCounters>,
     /// Messages delivered (any, including foreign and duplicates).
     pub messages: AtomicU64,
@@ -95,13 +95,26 @@ pub struct LiveSnapshot {
     pub empty_responses: u64,
     /// Connections opened.
     pub connections: u64,
+    /// TCP segments sent, of any kind (data, ACKs, SYN, FIN, retransmissions), as the
+    /// kernel counts them per socket.
+    pub segments_out: u64,
+    /// TCP segments received, of any kind.
+    pub segments_in: u64,
+    /// Of `segments_out`, those carrying data.
+    pub data_segments_out: u64,
+    /// Of `segments_in`, those carrying data.
+    pub data_segments_in: u64,
+    /// Segments the clients' kernels sent again.
+    pub retransmitted_segments: u64,
 }
 
 impl LiveSnapshot {
-    /// Sums the counters of many clients.
+    /// Sums the counters of many clients. Costs one `getsockopt` per open socket.
     pub fn sum<'a>(clients: impl IntoIterator<Item = &'a Arc<Live>>) -> LiveSnapshot {
         let mut total = LiveSnapshot::default();
+        let mut segments = Segments::default();
         for live in clients {
+            segments += live.wire.segments();
             let (read, written) = live.wire.snapshot();
             total.bytes_read += read;
             total.bytes_written += written;
@@ -111,6 +124,11 @@ impl LiveSnapshot {
             total.empty_responses += live.empty_responses.load(Ordering::Relaxed);
             total.connections += live.connections.load(Ordering::Relaxed);
         }
+        total.segments_out = segments.segs_out;
+        total.segments_in = segments.segs_in;
+        total.data_segments_out = segments.data_segs_out;
+        total.data_segments_in = segments.data_segs_in;
+        total.retransmitted_segments = segments.total_retrans;
         total
     }
 
@@ -124,6 +142,14 @@ impl LiveSnapshot {
             requests: self.requests - earlier.requests,
             empty_responses: self.empty_responses - earlier.empty_responses,
             connections: self.connections - earlier.connections,
+            // Saturating: each socket's kernel counters are 32 bits and may wrap.
+            segments_out: self.segments_out.saturating_sub(earlier.segments_out),
+            segments_in: self.segments_in.saturating_sub(earlier.segments_in),
+            data_segments_out: self.data_segments_out.saturating_sub(earlier.data_segments_out),
+            data_segments_in: self.data_segments_in.saturating_sub(earlier.data_segments_in),
+            retransmitted_segments: self
+                .retransmitted_segments
+                .saturating_sub(earlier.retransmitted_segments),
         }
     }
 }
@@ -253,6 +279,36 @@ pub fn probe_data(seq: u64, t_us: u64, payload: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clients_without_sockets_sum_to_zero() {
+        let clients = [Arc::new(Live::default()), Arc::new(Live::default())];
+        assert_eq!(LiveSnapshot::sum(&clients), LiveSnapshot::default());
+    }
+
+    #[tokio::test]
+    async fn the_sum_holds_the_segments_of_every_client_and_since_subtracts_them() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let clients = [Arc::new(Live::default()), Arc::new(Live::default())];
+        let mut streams = Vec::new();
+        for live in &clients {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            streams.push(crate::wire::CountingStream::new(tcp, live.wire.clone()));
+        }
+        let each: Vec<Segments> = clients.iter().map(|live| live.wire.segments()).collect();
+        let total = LiveSnapshot::sum(&clients);
+        // The handshakes are done (connect returned), so at least a SYN went out and a
+        // SYN-ACK came in per client; later reads only grow.
+        assert!(total.segments_out >= each[0].segs_out + each[1].segs_out && total.segments_out >= 2);
+        assert!(total.segments_in >= each[0].segs_in + each[1].segs_in && total.segments_in >= 2);
+        assert_eq!((total.data_segments_out, total.data_segments_in), (0, 0));
+        assert_eq!(total.since(&total), LiveSnapshot::default());
+        let earlier = LiveSnapshot { segments_out: 1, retransmitted_segments: 5, ..total };
+        let delta = total.since(&earlier);
+        assert_eq!((delta.segments_out, delta.retransmitted_segments), (total.segments_out - 1, 0));
+        drop(streams);
+    }
 
     #[test]
     fn the_live_p99_is_the_bucket_of_the_99th_percentile() {

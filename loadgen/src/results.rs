@@ -5,6 +5,7 @@ use pushlab_protocol::Transport;
 use serde::{Deserialize, Serialize};
 
 use crate::complexity::ClientSize;
+pub use crate::network::link::DirectionCount;
 
 /// Version of this document's shape; bumped when a field changes meaning.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -100,6 +101,10 @@ pub struct TransportResult {
     pub loadgen: LoadgenCost,
     /// Sending from client to server.
     pub upstream: Upstream,
+    /// Packets and IP bytes on the wire: counted by the packet link, or estimated from
+    /// the kernel's segment counters on the relay; absent in runs made before either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire: Option<Wire>,
     /// The size of this transport's reference browser client (`docs/clients/`), as the
     /// binary that ran had it; absent in runs made before it was saved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -176,6 +181,56 @@ pub struct Traffic {
     /// `message_bytes / bytes_per_message`.
     pub payload_efficiency: f64,
 }
+
+/// What crossed the network at the IP layer between the clients and the server, over
+/// the measured window (and per client while idle): TCP/IP headers, handshakes, pure
+/// ACKs and retransmissions included, which the socket counts of [`Traffic`] cannot see.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Wire {
+    /// How these figures were obtained.
+    pub source: WireSource,
+    /// Client → server packets.
+    pub to_server: DirectionCount,
+    /// Server → client packets.
+    pub to_clients: DirectionCount,
+    /// IP bytes both ways per delivered message.
+    pub ip_bytes_per_message: f64,
+    /// Packets both ways per delivered message.
+    pub packets_per_message: f64,
+    /// IP and TCP headers both ways per delivered message: `ip_bytes − payload`.
+    pub header_bytes_per_message: f64,
+    /// Packets carrying data sent before, both ways.
+    pub retransmitted_packets: u64,
+    /// Packets the link dropped (loss model and full queue), both ways.
+    pub dropped_packets: u64,
+    /// IP bytes both ways per client per second while no message flows.
+    pub idle_ip_bytes_per_client_per_second: f64,
+    /// The same over a day (×86,400): the "86 MB/day" figure, on the wire.
+    pub idle_ip_bytes_per_client_per_day: f64,
+    /// Packets both ways per client per second while idle.
+    pub idle_packets_per_client_per_second: f64,
+    /// CPU of the link's own threads per packet it moved, µs (packet link only): the
+    /// link must never be what is measured.
+    pub link_cpu_us_per_packet: Option<f64>,
+}
+
+/// Where the [`Wire`] figures come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WireSource {
+    /// Every packet counted by the packet link (`--link netns`).
+    Counted,
+    /// The relay: from the client sockets' `TCP_INFO` segment counts, each priced at
+    /// [`ESTIMATED_HEADER_BYTES`] and data split at [`ESTIMATED_MSS`] as on Ethernet.
+    /// Pure ACKs include handshake and teardown segments; the server's retransmissions
+    /// and the kinds of packet are not known.
+    Estimated,
+}
+
+/// IPv4 (20) + TCP (20) + the timestamp option Linux sends on every segment (12).
+pub const ESTIMATED_HEADER_BYTES: u64 = 52;
+/// The payload of a full segment on a 1,500-byte MTU: 1,500 − 52.
+pub const ESTIMATED_MSS: u64 = 1448;
 
 /// The cost of staying subscribed while nothing happens.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -343,6 +398,18 @@ macro_rules! metric {
             get: |t| t.server.as_ref().map(|$s| $get as f64),
         }
     };
+    ($path:literal, $csv:expr, $unit:ident, wire int, |$s:ident| $get:expr) => {
+        Metric {
+            path: $path,
+            csv: $csv,
+            unit: Unit::$unit,
+            integer: true,
+            get: |t| t.wire.as_ref().map(|$s| $get as f64),
+        }
+    };
+    ($path:literal, $csv:expr, $unit:ident, wire, |$s:ident| $get:expr) => {
+        Metric { path: $path, csv: $csv, unit: Unit::$unit, integer: false, get: |t| t.wire.as_ref().and_then(|$s| $get) }
+    };
     ($path:literal, $csv:expr, $unit:ident, server, |$s:ident| $get:expr) => {
         Metric {
             path: $path,
@@ -350,6 +417,24 @@ macro_rules! metric {
             unit: Unit::$unit,
             integer: false,
             get: |t| t.server.as_ref().map(|$s| $get),
+        }
+    };
+}
+
+/// One counter of one direction of [`Wire`]: `wire.to_server.packets`.
+macro_rules! direction {
+    ($direction:literal, $field:ident, $unit:ident) => {
+        Metric {
+            path: concat!("wire.", $direction, ".", stringify!($field)),
+            csv: None,
+            unit: Unit::$unit,
+            integer: true,
+            get: |t| {
+                t.wire.as_ref().map(|w| match $direction {
+                    "to_server" => w.to_server.$field as f64,
+                    _ => w.to_clients.$field as f64,
+                })
+            },
         }
     };
 }
@@ -412,6 +497,25 @@ pub const METRICS: &[Metric] = &[
         .publisher_max_lag_ms),
     metric!("upstream.p50_ms", Some("upstream_p50_ms"), Ms, |t| t.upstream.p50_ms),
     metric!("upstream.bytes_per_send", Some("upstream_bytes_per_send"), Bytes, |t| t.upstream.bytes_per_send),
+    metric!("wire.ip_bytes_per_message", Some("wire_ip_bytes_per_message"), Bytes, wire, |w| Some(w
+        .ip_bytes_per_message)),
+    metric!("wire.packets_per_message", Some("wire_packets_per_message"), Number, wire, |w| Some(w
+        .packets_per_message)),
+    metric!("wire.header_bytes_per_message", Some("wire_header_bytes_per_message"), Bytes, wire, |w| Some(
+        w.header_bytes_per_message
+    )),
+    metric!("wire.retransmitted_packets", Some("wire_retransmitted_packets"), Count, wire int, |w| w
+        .retransmitted_packets),
+    metric!("wire.dropped_packets", Some("wire_dropped_packets"), Count, wire int, |w| w.dropped_packets),
+    metric!(
+        "wire.idle_ip_bytes_per_client_per_day",
+        Some("wire_idle_ip_bytes_per_client_per_day"),
+        Bytes,
+        wire,
+        |w| Some(w.idle_ip_bytes_per_client_per_day)
+    ),
+    metric!("wire.link_cpu_us_per_packet", Some("wire_link_cpu_us_per_packet"), Us, wire, |w| w
+        .link_cpu_us_per_packet),
     // Not in the CSV.
     metric!("delivery.resets", None, Count, int, |t| t.delivery.resets),
     metric!("traffic.seconds", None, Seconds, |t| t.traffic.seconds),
@@ -423,6 +527,28 @@ pub const METRICS: &[Metric] = &[
     metric!("loadgen.publish_requests", None, Count, int, |t| t.loadgen.publish_requests),
     metric!("upstream.samples", None, Count, int, |t| t.upstream.samples),
     metric!("upstream.p99_ms", None, Ms, |t| t.upstream.p99_ms),
+    metric!("wire.idle_ip_bytes_per_client_per_second", None, Bytes, wire, |w| Some(w
+        .idle_ip_bytes_per_client_per_second)),
+    metric!("wire.idle_packets_per_client_per_second", None, Number, wire, |w| Some(w
+        .idle_packets_per_client_per_second)),
+    direction!("to_server", packets, Count),
+    direction!("to_server", ip_bytes, Bytes),
+    direction!("to_server", payload_bytes, Bytes),
+    direction!("to_server", pure_acks, Count),
+    direction!("to_server", handshake_packets, Count),
+    direction!("to_server", teardown_packets, Count),
+    direction!("to_server", retransmitted_packets, Count),
+    direction!("to_server", dropped_by_loss, Count),
+    direction!("to_server", dropped_by_queue, Count),
+    direction!("to_clients", packets, Count),
+    direction!("to_clients", ip_bytes, Bytes),
+    direction!("to_clients", payload_bytes, Bytes),
+    direction!("to_clients", pure_acks, Count),
+    direction!("to_clients", handshake_packets, Count),
+    direction!("to_clients", teardown_packets, Count),
+    direction!("to_clients", retransmitted_packets, Count),
+    direction!("to_clients", dropped_by_loss, Count),
+    direction!("to_clients", dropped_by_queue, Count),
 ];
 
 /// The figure at `path` (below the transport: `latency.p99_ms`).

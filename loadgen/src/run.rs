@@ -20,12 +20,18 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{ClientSettings, Session, Target};
-use crate::network::Emulator;
+use crate::client::{ClientSettings, Dialer, Session, Target};
+use crate::network::link::LinkSnapshot;
+use crate::network::netns::{self, Netns};
+use crate::network::relay::Emulator;
+use crate::network::LinkKind;
 use crate::process::ProcSample;
 use crate::publisher::{self, PublishReport};
 use crate::record::{new_histogram, Live, LiveLatency, LiveSnapshot, Recorder, Window};
-use crate::results::{Delivery, Idle, Latency, LoadgenCost, ServerCost, Traffic, TransportResult};
+use crate::results::{
+    Delivery, DirectionCount, Idle, Latency, LoadgenCost, ServerCost, Traffic, TransportResult, Wire, WireSource,
+    ESTIMATED_HEADER_BYTES, ESTIMATED_MSS,
+};
 use crate::upstream;
 use crate::workload::Workload;
 
@@ -50,6 +56,8 @@ struct Boundary {
     live: LiveSnapshot,
     server: Option<ProcSample>,
     loadgen: ProcSample,
+    /// The packet link's counters, when the run crosses it.
+    link: Option<LinkSnapshot>,
 }
 
 impl Plan {
@@ -62,6 +70,15 @@ impl Plan {
             live: LiveSnapshot::sum(lives),
             server: self.server_pid.and_then(|pid| ProcSample::read(pid).ok()),
             loadgen: ProcSample::myself().unwrap_or_default(),
+            link: self.packet_link().map(|netns| netns.link.snapshot()),
+        }
+    }
+
+    /// The packet link, when this run's subscribers cross it.
+    fn packet_link(&self) -> Option<&'static Netns> {
+        match self.workload.network.link {
+            LinkKind::Netns => netns::get(),
+            LinkKind::Relay => None,
         }
     }
 
@@ -74,17 +91,19 @@ impl Plan {
         let (start_id, stream_epoch) = current_position(&self.base_url()).await?;
         // Subscribers reach the server through the emulated network, when there is one;
         // the publisher (the event source beside the server) does not.
-        let emulator = match w.network.is_direct() {
-            true => None,
-            false => Some(
-                Emulator::start(self.target.addr, w.network)
-                    .await
-                    .context("starting the network emulator")?,
-            ),
-        };
-        let subscriber_target = match &emulator {
-            Some(emulator) => Target { addr: emulator.addr(), host: self.target.host.clone() },
-            None => self.target.clone(),
+        let (subscriber_target, emulator) = match (self.packet_link(), w.network.link) {
+            (Some(netns), _) => {
+                netns.link.set(w.network);
+                let target = Target { dialer: Dialer::AcrossTheLink(&netns.clients), ..self.target.clone() };
+                (target, None)
+            }
+            (None, LinkKind::Netns) => anyhow::bail!("the packet link was asked for but is not running"),
+            (None, LinkKind::Relay) if w.network.is_direct() => (self.target.clone(), None),
+            (None, LinkKind::Relay) => {
+                let emulator =
+                    Emulator::start(self.target.addr, w.network).await.context("starting the network emulator")?;
+                (Target { addr: emulator.addr(), ..self.target.clone() }, Some(emulator))
+            }
         };
         let server_before = self.server_pid.and_then(|pid| ProcSample::read(pid).ok());
 
@@ -136,9 +155,10 @@ impl Plan {
         bar.set_length(idle_end - start_us);
         let publisher = {
             let (url, workload, stop, stall) = (self.base_url(), w.clone(), stop.clone(), self.stall);
-            tokio::spawn(
-                async move { publisher::publish(&url, &workload, epoch, start_us, stall, stop).await },
-            )
+            let token = self.target.publish_token.clone();
+            tokio::spawn(async move {
+                publisher::publish(&url, token.as_deref(), &workload, epoch, start_us, stall, stop).await
+            })
         };
         let ticking = |phase: &'static str, until: u64| {
             bar.set_message(phase);
@@ -239,7 +259,13 @@ fn summarize(transport: Transport, w: &Workload, r: Recorded) -> anyhow::Result<
             }
             _ => None,
         };
-    let loadgen_cpu = r.measured_to.loadgen.cpu_seconds - r.measured_from.loadgen.cpu_seconds;
+    // The link's threads run in this process; their CPU is the link's (see `wire`), not
+    // the load generator's.
+    let link_cpu = match (&r.measured_from.link, &r.measured_to.link) {
+        (Some(from), Some(to)) => to.cpu_seconds - from.cpu_seconds,
+        _ => 0.0,
+    };
+    let loadgen_cpu = r.measured_to.loadgen.cpu_seconds - r.measured_from.loadgen.cpu_seconds - link_cpu;
     Ok(TransportResult {
         transport,
         latency,
@@ -270,9 +296,75 @@ fn summarize(transport: Transport, w: &Workload, r: Recorded) -> anyhow::Result<
             publisher_max_lag_ms: r.published.max_lag_us as f64 / 1e3,
             publish_requests: r.published.batches,
         },
+        wire: wire(w, &r),
         upstream: r.upstream,
         reference_client: Some(crate::complexity::reference_client(transport)),
     })
+}
+
+/// The IP-level figures: counted by the packet link when the run crossed it, else
+/// estimated from the client sockets' segment counters (see [`WireSource`]).
+fn wire(w: &Workload, r: &Recorded) -> Option<Wire> {
+    let measured = r.measured_to.live.since(&r.measured_from.live);
+    let idle = r.idle_to.live.since(&r.idle_from.live);
+    let (source, window, idle_window, link_cpu) = match (
+        (&r.measured_from.link, &r.measured_to.link),
+        (&r.idle_from.link, &r.idle_to.link),
+    ) {
+        ((Some(from), Some(to)), (Some(idle_from), Some(idle_to))) => {
+            let window = to.since(from);
+            let idle = idle_to.since(idle_from);
+            (WireSource::Counted, (window.to_server, window.to_clients), (idle.to_server, idle.to_clients), Some(window))
+        }
+        _ if measured.segments_out + measured.segments_in == 0 => return None,
+        _ => (WireSource::Estimated, estimate(&measured), estimate(&idle), None),
+    };
+    let messages = measured.messages.max(1) as f64;
+    let both = window.0.plus(&window.1);
+    let idle_both = idle_window.0.plus(&idle_window.1);
+    let per_client_second = |v: u64| v as f64 / w.clients as f64 / w.idle_seconds.as_secs_f64();
+    Some(Wire {
+        source,
+        to_server: window.0,
+        to_clients: window.1,
+        ip_bytes_per_message: both.ip_bytes as f64 / messages,
+        packets_per_message: both.packets as f64 / messages,
+        header_bytes_per_message: (both.ip_bytes - both.payload_bytes) as f64 / messages,
+        retransmitted_packets: both.retransmitted_packets,
+        dropped_packets: both.dropped_by_loss + both.dropped_by_queue,
+        idle_ip_bytes_per_client_per_second: per_client_second(idle_both.ip_bytes),
+        idle_ip_bytes_per_client_per_day: per_client_second(idle_both.ip_bytes) * 86_400.0,
+        idle_packets_per_client_per_second: per_client_second(idle_both.packets),
+        link_cpu_us_per_packet: link_cpu.map(|l| {
+            let packets = l.to_server.packets + l.to_clients.packets;
+            l.cpu_seconds * 1e6 / packets.max(1) as f64
+        }),
+    })
+}
+
+/// Both directions as a 1,500-byte-MTU link would carry what the client sockets counted:
+/// each segment priced at [`ESTIMATED_HEADER_BYTES`], and data split into segments of at
+/// most [`ESTIMATED_MSS`] (loopback's MTU is 64 KiB, so a large write is one segment
+/// there and several on Ethernet).
+fn estimate(live: &LiveSnapshot) -> (DirectionCount, DirectionCount) {
+    let one = |segments: u64, data_segments: u64, payload: u64, retransmitted: u64| {
+        let data_packets = data_segments.max(payload.div_ceil(ESTIMATED_MSS));
+        let control = segments.saturating_sub(data_segments);
+        let packets = control + data_packets;
+        DirectionCount {
+            packets,
+            ip_bytes: payload + packets * ESTIMATED_HEADER_BYTES,
+            payload_bytes: payload,
+            pure_acks: control,
+            retransmitted_packets: retransmitted,
+            ..DirectionCount::default()
+        }
+    };
+    (
+        one(live.segments_out, live.data_segments_out, live.bytes_written, live.retransmitted_segments),
+        // The client's socket cannot know which of the server's segments were resent.
+        one(live.segments_in, live.data_segments_in, live.bytes_read, 0),
+    )
 }
 
 /// The stream's last id and epoch: clients start from there, so on a server already in
@@ -403,7 +495,7 @@ mod tests {
 
     fn boundary(live: LiveSnapshot, server_cpu: f64, loadgen_cpu: f64) -> Boundary {
         let sample = |cpu_seconds| ProcSample { cpu_seconds, rss_bytes: 0, peak_rss_bytes: 0 };
-        Boundary { live, server: Some(sample(server_cpu)), loadgen: sample(loadgen_cpu) }
+        Boundary { live, server: Some(sample(server_cpu)), loadgen: sample(loadgen_cpu), link: None }
     }
 
     fn live(messages: u64, bytes_read: u64, bytes_written: u64, requests: u64) -> LiveSnapshot {
@@ -462,8 +554,8 @@ mod tests {
     fn without_the_server_process_there_is_no_server_cost() {
         let mut from = boundary(live(0, 0, 0, 0), 0.0, 0.0);
         from.server = None;
-        let to = Boundary { live: live(0, 0, 0, 0), server: None, loadgen: ProcSample::default() };
-        let same = |b: &Boundary| Boundary { live: b.live, server: b.server, loadgen: b.loadgen };
+        let to = Boundary { live: live(0, 0, 0, 0), server: None, loadgen: ProcSample::default(), link: None };
+        let same = |b: &Boundary| Boundary { live: b.live, server: b.server, loadgen: b.loadgen, link: b.link };
         let recorded = Recorded {
             server_before: None,
             server_with_clients: None,

@@ -1,25 +1,49 @@
-//! Bytes on the wire, counted at the client's socket.
+//! Bytes on the wire, counted at the client's socket, and TCP segments, counted by the
+//! kernel for that socket.
 //!
 //! Every subscriber's TCP stream is wrapped in a [`CountingStream`], so what is counted is
 //! exactly what crossed the socket: request and response headers, chunked encoding, SSE
 //! fields, WebSocket frame headers and masks, handshakes and heartbeats. Nothing is
 //! estimated from payload sizes.
+//!
+//! The bytes say nothing about how many packets carried them; the kernel's `TCP_INFO`
+//! does ([`Segments`]). With both, IP bytes can be estimated where no packet capture is
+//! available (payload + segments × header size), and checked where one is.
 
 use std::io;
+use std::mem::{offset_of, size_of};
+use std::ops::{Add, AddAssign};
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Bytes read and written by one client, across all its connections.
+/// Bytes read and written by one client, across all its connections, and the TCP
+/// segments of those connections.
 #[derive(Debug, Default)]
 pub struct WireCounters {
     /// Server → client.
     pub read: AtomicU64,
     /// Client → server.
     pub written: AtomicU64,
+    /// Locked when a socket opens or closes and when [`WireCounters::segments`] reads
+    /// them; never per byte.
+    sockets: Mutex<Sockets>,
+}
+
+/// The kernel keeps a socket's counts only while it is open, so each socket's last
+/// counts are moved into `closed` just before it closes.
+#[derive(Debug, Default)]
+struct Sockets {
+    /// Sockets open now. Each stays open while listed: it is unlisted, under this lock,
+    /// before its fd is closed (see `Drop for CountingStream`), so a number here never
+    /// names a closed fd or one reused by another file.
+    open: Vec<RawFd>,
+    /// The sum over sockets already closed.
+    closed: Segments,
 }
 
 impl WireCounters {
@@ -27,19 +51,134 @@ impl WireCounters {
     pub fn snapshot(&self) -> (u64, u64) {
         (self.read.load(Ordering::Relaxed), self.written.load(Ordering::Relaxed))
     }
+
+    /// The TCP segments of all this client's sockets so far: those closed plus those
+    /// open now. One `getsockopt` per open socket.
+    pub fn segments(&self) -> Segments {
+        let sockets = self.sockets();
+        sockets.open.iter().filter_map(|&fd| tcp_info(fd)).fold(sockets.closed, Add::add)
+    }
+
+    fn sockets(&self) -> MutexGuard<'_, Sockets> {
+        // Nothing panics while holding the lock, and `Drop` must not panic: ignore poison.
+        self.sockets.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
-/// A stream that adds every byte it reads or writes to shared counters.
+/// TCP segments as the kernel counts them (`struct tcp_info`), after GSO splits and
+/// GRO merges, so one segment is one packet on the wire.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Segments {
+    /// Segments sent: data, pure ACKs, SYN, FIN, retransmissions (`tcpi_segs_out`).
+    pub segs_out: u64,
+    /// Segments received, of any kind (`tcpi_segs_in`).
+    pub segs_in: u64,
+    /// Of `segs_out`, those carrying data, retransmissions included (`tcpi_data_segs_out`).
+    pub data_segs_out: u64,
+    /// Of `segs_in`, those carrying data (`tcpi_data_segs_in`).
+    pub data_segs_in: u64,
+    /// Segments sent again (`tcpi_total_retrans`).
+    pub total_retrans: u64,
+}
+
+impl Segments {
+    /// What happened between `earlier` and `self`. Saturating: the kernel's counters are
+    /// 32 bits per socket and may wrap.
+    pub fn since(&self, earlier: &Segments) -> Segments {
+        Segments {
+            segs_out: self.segs_out.saturating_sub(earlier.segs_out),
+            segs_in: self.segs_in.saturating_sub(earlier.segs_in),
+            data_segs_out: self.data_segs_out.saturating_sub(earlier.data_segs_out),
+            data_segs_in: self.data_segs_in.saturating_sub(earlier.data_segs_in),
+            total_retrans: self.total_retrans.saturating_sub(earlier.total_retrans),
+        }
+    }
+
+    /// The counts of one socket now; `None` if it is not a TCP socket.
+    pub fn of(socket: &impl AsRawFd) -> Option<Segments> {
+        tcp_info(socket.as_raw_fd())
+    }
+}
+
+impl Add for Segments {
+    type Output = Segments;
+
+    fn add(self, other: Segments) -> Segments {
+        Segments {
+            segs_out: self.segs_out + other.segs_out,
+            segs_in: self.segs_in + other.segs_in,
+            data_segs_out: self.data_segs_out + other.data_segs_out,
+            data_segs_in: self.data_segs_in + other.data_segs_in,
+            total_retrans: self.total_retrans + other.total_retrans,
+        }
+    }
+}
+
+impl AddAssign for Segments {
+    fn add_assign(&mut self, other: Segments) {
+        *self = *self + other;
+    }
+}
+
+// libc's `tcp_info` (gnu and musl, libc 0.2.191) mirrors linux/tcp.h well past
+// `tcpi_data_segs_out`, so no hand-written copy is needed. These checks pin the offsets
+// of the fields read to the kernel's layout (8 one-byte fields, 24 u32, 4 u64, then u32s);
+// a libc whose struct stopped early or differed would fail to compile here.
+const _: () = {
+    assert!(offset_of!(libc::tcp_info, tcpi_total_retrans) == 100);
+    assert!(offset_of!(libc::tcp_info, tcpi_segs_out) == 136);
+    assert!(offset_of!(libc::tcp_info, tcpi_segs_in) == 140);
+    assert!(offset_of!(libc::tcp_info, tcpi_data_segs_in) == 152);
+    assert!(offset_of!(libc::tcp_info, tcpi_data_segs_out) == 156);
+};
+
+/// Bytes of `tcp_info` the kernel must fill for the fields read here. Older kernels
+/// (before 4.6) fill less, and then nothing is reported rather than zeros.
+const TCP_INFO_NEEDED: usize = offset_of!(libc::tcp_info, tcpi_data_segs_out) + size_of::<u32>();
+
+/// `getsockopt(TCP_INFO)`; `None` if `fd` is not a TCP socket or the kernel is too old.
+fn tcp_info(fd: RawFd) -> Option<Segments> {
+    let info = crate::sys::tcp_info(fd, TCP_INFO_NEEDED)?;
+    Some(Segments {
+        segs_out: info.tcpi_segs_out.into(),
+        segs_in: info.tcpi_segs_in.into(),
+        data_segs_out: info.tcpi_data_segs_out.into(),
+        data_segs_in: info.tcpi_data_segs_in.into(),
+        total_retrans: info.tcpi_total_retrans.into(),
+    })
+}
+
+/// A stream that adds every byte it reads or writes to shared counters, and lists its
+/// socket there for [`WireCounters::segments`]. One `CountingStream` per socket.
 #[derive(Debug)]
 pub struct CountingStream<S> {
     inner: S,
     counters: Arc<WireCounters>,
+    /// `inner`'s socket, listed in `counters` while this stream lives.
+    fd: RawFd,
 }
 
-impl<S> CountingStream<S> {
-    /// Wraps `inner`; bytes go to `counters`.
+impl<S: AsRawFd> CountingStream<S> {
+    /// Wraps `inner`; bytes and segments go to `counters`.
     pub fn new(inner: S, counters: Arc<WireCounters>) -> Self {
-        CountingStream { inner, counters }
+        let fd = inner.as_raw_fd();
+        counters.sockets().open.push(fd);
+        CountingStream { inner, counters, fd }
+    }
+}
+
+impl<S> Drop for CountingStream<S> {
+    // Runs before `inner` is dropped, so `fd` is still this socket: its last counts are
+    // read and it is unlisted under the lock `segments()` holds. (The FIN and ACKs that
+    // closing sends come after this read and are not counted.)
+    fn drop(&mut self) {
+        let mut sockets = self.counters.sockets();
+        if let Some(i) = sockets.open.iter().position(|&fd| fd == self.fd) {
+            sockets.open.swap_remove(i);
+            if let Some(last) = tcp_info(self.fd) {
+                sockets.closed += last;
+            }
+        }
     }
 }
 
@@ -99,6 +238,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountingStream<S> {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio::sync::mpsc;
 
     #[tokio::test]
     async fn counts_exactly_what_crosses_the_socket() {
@@ -118,5 +259,121 @@ mod tests {
         stream.read_to_end(&mut reply).await.unwrap();
         server.await.unwrap();
         assert_eq!(counters.snapshot(), (10, 5));
+    }
+
+    const MESSAGE: usize = 8;
+
+    /// A server that answers each `MESSAGE`-byte message with one byte, and says on
+    /// `closed` when a connection has ended (the client's FIN arrived and its own went).
+    async fn echo_server() -> (std::net::SocketAddr, mpsc::UnboundedReceiver<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (closed, ended) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let closed = closed.clone();
+                tokio::spawn(async move {
+                    let mut message = [0u8; MESSAGE];
+                    while socket.read_exact(&mut message).await.is_ok() {
+                        if socket.write_all(b"!").await.is_err() {
+                            break;
+                        }
+                    }
+                    drop(socket);
+                    let _ = closed.send(());
+                });
+            }
+        });
+        (addr, ended)
+    }
+
+    /// Sends `n` messages, each only after the reply to the last one arrived: with
+    /// nodelay nothing is waiting to be coalesced, so each is one data segment each way.
+    async fn exchange(
+        addr: std::net::SocketAddr,
+        counters: &Arc<WireCounters>,
+        n: u64,
+    ) -> CountingStream<TcpStream> {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let mut stream = CountingStream::new(tcp, counters.clone());
+        for _ in 0..n {
+            stream.write_all(&[b'm'; MESSAGE]).await.unwrap();
+            stream.read_exact(&mut [0u8; 1]).await.unwrap();
+        }
+        stream
+    }
+
+    #[tokio::test]
+    async fn the_kernel_counts_one_data_segment_per_answered_message() {
+        const N: u64 = 20;
+        let (addr, _ended) = echo_server().await;
+        let counters = Arc::new(WireCounters::default());
+        let _stream = exchange(addr, &counters, N).await;
+        let s = counters.segments();
+        // Exactly N, unless the kernel sent some again.
+        assert!((N..=N + s.total_retrans).contains(&s.data_segs_out), "{s:?}");
+        assert!(s.data_segs_in >= N, "{s:?}");
+        // The handshake's SYN and SYN-ACK carry no data but are segments.
+        assert!(s.segs_out > s.data_segs_out && s.segs_in > s.data_segs_in, "{s:?}");
+        assert_eq!(counters.snapshot(), (N, N * MESSAGE as u64));
+    }
+
+    #[tokio::test]
+    async fn a_closed_socket_keeps_its_counts_once() {
+        let (addr, mut ended) = echo_server().await;
+        let counters = Arc::new(WireCounters::default());
+        let stream = exchange(addr, &counters, 10).await;
+        let before = counters.segments();
+        drop(stream);
+        let after = counters.segments();
+        assert!(counters.sockets().open.is_empty());
+        // The last read is in Drop, before close(), so the FIN and ACKs of the close are
+        // not in it. No data moved between the two reads; at most a delayed ACK or a
+        // window update went out or came in.
+        assert_eq!(
+            (after.data_segs_out, after.data_segs_in, after.total_retrans),
+            (before.data_segs_out, before.data_segs_in, before.total_retrans),
+        );
+        assert!((before.segs_out..=before.segs_out + 2).contains(&after.segs_out), "{before:?} → {after:?}");
+        assert!((before.segs_in..=before.segs_in + 2).contains(&after.segs_in), "{before:?} → {after:?}");
+
+        // Once the close has gone over the wire, the count has still not moved: a closed
+        // socket is never read again.
+        ended.recv().await.unwrap();
+        assert_eq!(counters.segments(), after);
+
+        // A second connection of the same client adds to it.
+        let second = exchange(addr, &counters, 5).await;
+        let both = counters.segments();
+        assert!(both.data_segs_out >= after.data_segs_out + 5, "{after:?} → {both:?}");
+        assert_eq!(counters.sockets().open.len(), 1);
+        drop(second);
+        assert!(counters.sockets().open.is_empty());
+    }
+
+    #[test]
+    fn no_sockets_no_segments() {
+        assert_eq!(WireCounters::default().segments(), Segments::default());
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_is_not_tcp_counts_no_segments() {
+        let (unix, _peer) = tokio::net::UnixStream::pair().unwrap();
+        assert_eq!(Segments::of(&unix), None);
+        let counters = Arc::new(WireCounters::default());
+        let stream = CountingStream::new(unix, counters.clone());
+        assert_eq!(counters.segments(), Segments::default());
+        drop(stream);
+        assert_eq!(counters.segments(), Segments::default());
+    }
+
+    #[test]
+    fn segments_add_and_subtract_field_by_field() {
+        let a = Segments { segs_out: 5, segs_in: 4, data_segs_out: 3, data_segs_in: 2, total_retrans: 1 };
+        let b = a + a;
+        assert_eq!(b.since(&a), a);
+        assert_eq!(a.since(&b), Segments::default(), "saturates");
     }
 }

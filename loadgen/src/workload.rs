@@ -10,7 +10,7 @@ use clap::Args;
 use pushlab_protocol::Transport;
 use serde::{Deserialize, Serialize};
 
-use crate::network::Network;
+use crate::network::{LinkChoice, LinkKind, LossSpec, Network};
 
 /// Flags shared by `pushlab lab` and `pushlab load`. The defaults reproduce the chat
 /// scenario of the seed documents: clients that poll every 500 ms, small messages.
@@ -49,21 +49,36 @@ pub struct WorkloadArgs {
     /// Clients connected per second while ramping up.
     #[arg(long, default_value_t = 1000.0, allow_negative_numbers = true)]
     pub connect_rate: f64,
-    /// Round-trip time between each subscriber and the server, emulated in process;
-    /// a list (`0ms,50ms,150ms`) runs the whole comparison once per value.
+    /// Round-trip time between each subscriber and the server, half each way; a list
+    /// (`0ms,50ms,150ms`) runs the whole comparison once per value.
     #[arg(long, value_delimiter = ',', default_value = "0ms", value_parser = parse_duration, allow_hyphen_values = true)]
     pub rtt: Vec<Duration>,
-    /// Extra random delay per direction (uniform in [0, JITTER]); never reorders bytes.
+    /// Extra random delay per packet and direction (uniform in [0, JITTER]); packets keep
+    /// their order unless --reorder.
     #[arg(long, default_value = "0ms", value_parser = parse_duration, allow_hyphen_values = true)]
     pub jitter: Duration,
-    /// Link rate per subscriber, each direction, with a unit: e.g. 10mbit, 512kbit, 1MB/s.
+    /// Let jittered packets overtake each other (packet link only).
+    #[arg(long)]
+    pub reorder: bool,
+    /// Link rate, each direction, with a unit: e.g. 10mbit, 512kbit, 1MB/s. Packet link:
+    /// one link shared by all subscribers; relay: each subscriber's own.
     #[arg(long, value_parser = crate::network::parse_bandwidth)]
     pub bandwidth: Option<u64>,
-    /// Packet loss in percent: NOT AVAILABLE in this build. It needs a packet-level link,
-    /// which this build does not have yet (the in-process emulator cannot drop
-    /// packets); a run with --loss is refused with what to do instead.
-    #[arg(long, allow_negative_numbers = true)]
-    pub loss: Option<f64>,
+    /// Packets the link's drop-tail queue holds while waiting for --bandwidth (packet
+    /// link only) [default: 1000, Linux's txqueuelen].
+    #[arg(long, value_parser = parse_queue)]
+    pub queue: Option<usize>,
+    /// Packet loss (packet link only): `1%` both ways, `0%/2%` to the server / to the
+    /// clients, `1%,burst=4` in Gilbert–Elliott bursts of 4 packets on average; a list
+    /// (`0%,1%,3%`) runs the whole comparison once per value.
+    #[arg(long, value_parser = crate::network::loss::parse_loss_list, allow_hyphen_values = true)]
+    pub loss: Option<Vec<LossSpec>>,
+    /// What carries the subscribers' packets: `netns` (a packet link between two network
+    /// namespaces: loss, every IP byte counted; needs root and /dev/net/tun), `relay`
+    /// (in process, no root: delay and bandwidth only, wire bytes estimated), or `auto`
+    /// (netns when `pushlab lab` can make it, else relay, said in the output).
+    #[arg(long, value_enum, default_value_t = LinkChoice::Auto)]
+    pub link: LinkChoice,
     /// Pollers open a new TCP connection for every request (no HTTP keep-alive), so the
     /// handshake's round trip shows under --rtt.
     #[arg(long)]
@@ -140,6 +155,8 @@ pub enum Sweep {
     Rtt,
     /// `--poll-interval 100ms,500ms,2s`: the short-poll interval.
     PollInterval,
+    /// `--loss 0%,1%,3%`: packet loss on the link.
+    Loss,
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -179,6 +196,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
     humantime::parse_duration(text.trim())
         .map_err(|_| format!("expected a duration with a unit, e.g. 50ms, 1.5s or 2m, not {text:?}"))
+}
+
+/// The queue, in packets: at least 1.
+fn parse_queue(text: &str) -> Result<usize, String> {
+    match text.trim().trim_end_matches("packets").trim().parse::<usize>() {
+        Ok(n) if (1..=1_000_000).contains(&n) => Ok(n),
+        _ => Err(format!("expected a number of packets from 1 to 1000000, e.g. --queue 100, not {text:?}")),
+    }
 }
 
 /// A whole number of clients, at least 1.
@@ -241,14 +266,13 @@ impl WorkloadArgs {
     /// [`WorkloadArgs::validate_all`], keeping the `explicit` flags as given under
     /// `--quick`.
     pub fn validate_all_with(&self, explicit: &[&str]) -> anyhow::Result<Vec<Workload>> {
-        if let Some(loss) = self.loss {
-            bail!("{}", crate::network::loss_unavailable(loss));
-        }
         if self.rtt.is_empty() || self.poll_interval.is_empty() {
             bail!("--rtt and --poll-interval need at least one value, e.g. 0ms");
         }
-        if self.rtt.len() > 1 && self.poll_interval.len() > 1 {
-            bail!("sweep one setting at a time: give a list to --rtt or to --poll-interval, not both");
+        let losses = self.loss.clone().unwrap_or_else(|| vec![LossSpec::default()]);
+        let lists = [self.rtt.len(), self.poll_interval.len(), losses.len()].iter().filter(|&&n| n > 1).count();
+        if lists > 1 {
+            bail!("sweep one setting at a time: give a list to --rtt, --poll-interval or --loss, not to two of them");
         }
         let one = self.validate_one(explicit)?;
         if self.rtt.len() > 1 {
@@ -273,9 +297,56 @@ impl WorkloadArgs {
                     ..one.clone()
                 })
                 .collect())
+        } else if losses.len() > 1 {
+            Ok(losses
+                .iter()
+                .map(|&loss| Workload {
+                    network: Network { loss, ..one.network },
+                    sweep: Some(Sweep::Loss),
+                    condition: Some(loss_condition(&loss)),
+                    ..one.clone()
+                })
+                .collect())
         } else {
             Ok(vec![one])
         }
+    }
+
+    /// The link this run uses, from `--link` and what this process could make: a
+    /// setting only the packet link has, on the relay, is an error that says so.
+    fn link(&self) -> anyhow::Result<LinkKind> {
+        let netns = crate::network::netns::get().is_some();
+        let why_not = || {
+            crate::network::netns::failure().map_or_else(
+                || "only `pushlab lab` makes the packet link (it starts the server inside it)".to_string(),
+                |reason| format!("the packet link could not be made: {reason}"),
+            )
+        };
+        let kind = match self.link {
+            LinkChoice::Relay => LinkKind::Relay,
+            LinkChoice::Netns if netns => LinkKind::Netns,
+            LinkChoice::Netns => bail!("--link netns: {}", why_not()),
+            LinkChoice::Auto if netns => LinkKind::Netns,
+            LinkChoice::Auto => LinkKind::Relay,
+        };
+        if kind == LinkKind::Relay {
+            let needs_packets = [
+                (self.loss.iter().flatten().any(|l| !l.is_none()), "--loss"),
+                (self.reorder, "--reorder"),
+                (self.queue.is_some(), "--queue"),
+            ];
+            if let Some((_, flag)) = needs_packets.iter().find(|(given, _)| *given) {
+                bail!(
+                    "{flag} needs the packet link (--link netns), and this run uses the in-process relay, which \
+                     moves bytes, not packets: {}. Run `pushlab lab` as root on Linux with /dev/net/tun",
+                    match self.link {
+                        LinkChoice::Relay => "--link relay was asked for".to_string(),
+                        _ => why_not(),
+                    }
+                );
+            }
+        }
+        Ok(kind)
     }
 
     fn validate_one(&self, explicit: &[&str]) -> anyhow::Result<Workload> {
@@ -342,7 +413,11 @@ impl WorkloadArgs {
             network: Network {
                 rtt: self.rtt[0],
                 jitter: self.jitter,
+                reorder: self.reorder,
                 bandwidth_bytes_per_second: self.bandwidth,
+                queue_packets: self.queue.unwrap_or(crate::network::DEFAULT_QUEUE_PACKETS),
+                loss: self.loss.as_ref().map_or_else(LossSpec::default, |l| l[0]),
+                link: self.link()?,
             },
             keepalive: !self.no_keepalive,
             drop_every_seconds: self.drop_every,
@@ -350,6 +425,18 @@ impl WorkloadArgs {
             sweep: None,
             condition: None,
         })
+    }
+}
+
+/// A loss condition's folder name: `loss-1%`, `loss-1%-burst4`, `loss-0%-2%`.
+fn loss_condition(loss: &LossSpec) -> String {
+    let one = |l: &crate::network::Loss| {
+        let burst = l.mean_burst_packets.map_or(String::new(), |b| format!("-burst{b}"));
+        format!("{}%{burst}", l.rate * 100.0)
+    };
+    match loss.to_server == loss.to_clients {
+        true => format!("loss-{}", one(&loss.to_server)),
+        false => format!("loss-{}-{}", one(&loss.to_server), one(&loss.to_clients)),
     }
 }
 
@@ -440,6 +527,11 @@ mod tests {
         assert!(parse(&["--payload", "10"]).is_err());
         assert!(parse(&["--long-poll-timeout", "121s"]).is_err());
         assert!(parse(&["--loss", "1"]).is_err());
+        // Loss needs the packet link, which a unit test never makes: refused, saying why.
+        let relay = parse(&["--loss", "1%"]).unwrap_err().to_string();
+        assert!(relay.contains("packet link"), "{relay}");
+        assert!(parse(&["--link", "netns"]).is_err());
+        assert!(parse(&["--loss", "0%,1%", "--rtt", "0ms,50ms"]).is_err());
         assert!(parse(&["--rtt", "0ms,50ms", "--poll-interval", "1s,2s"]).is_err());
     }
 }

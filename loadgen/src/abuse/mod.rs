@@ -103,7 +103,11 @@ impl NormalLoad {
             rtt: vec![Duration::ZERO],
             jitter: Duration::ZERO,
             bandwidth: None,
+            queue: None,
             loss: None,
+            reorder: false,
+            // The attack is on loopback: the hostile clients do not cross a link either.
+            link: crate::network::LinkChoice::Relay,
             no_keepalive: false,
             drop_every: None,
             transports: self.transports.clone(),

@@ -42,12 +42,38 @@ pub struct Target {
     pub addr: SocketAddr,
     /// `Host` header value.
     pub host: String,
+    /// Where the client's sockets are made: in this process's network namespace, or in
+    /// the clients' namespace on the far side of the packet link (`--link netns`).
+    pub dialer: Dialer,
+    /// The bearer token the server wants on `POST /publish`, if any.
+    pub publish_token: Option<String>,
 }
 
 impl Target {
-    /// A target from its socket address.
+    /// A target from its socket address, reached from this namespace.
     pub fn new(addr: SocketAddr) -> Self {
-        Target { addr, host: addr.to_string() }
+        Target { addr, host: addr.to_string(), dialer: Dialer::Here, publish_token: None }
+    }
+}
+
+/// Which network namespace a client's TCP socket is created in. A socket belongs to the
+/// namespace it was created in, whatever thread uses it later, so only creation differs.
+#[derive(Debug, Clone, Copy, Default)]
+pub enum Dialer {
+    /// This process's namespace (loopback, or the in-process relay).
+    #[default]
+    Here,
+    /// The clients' side of the packet link: every packet crosses it.
+    AcrossTheLink(&'static crate::network::netns::ClientSide),
+}
+
+impl Dialer {
+    /// Connects to `addr` from this dialer's namespace.
+    pub async fn connect(self, addr: SocketAddr) -> std::io::Result<tokio::net::TcpStream> {
+        match self {
+            Dialer::Here => tokio::net::TcpStream::connect(addr).await,
+            Dialer::AcrossTheLink(side) => side.socket().await?.connect(addr).await,
+        }
     }
 }
 

@@ -69,6 +69,7 @@ pub(crate) fn transport(transport: Transport) -> TransportResult {
             p99_ms: 0.0,
             bytes_per_send: 0.0,
         },
+        wire: None,
         reference_client: None,
     }
 }
