@@ -185,7 +185,7 @@ struct ClaimsArgs {
 /// `pushlab link`: the packet link's checks, as a table or JSON; exit 1 if one failed.
 async fn link(args: LinkArgs) -> anyhow::Result<i32> {
     use pushlab_loadgen::network::{check, LinkKind, Network};
-    let loss = match args.loss.as_deref() {
+    let loss = match args.loss.as_ref().map(|l| l.0.as_slice()) {
         None => Default::default(),
         Some([one]) => *one,
         Some(_) => bail!("pushlab link checks one --loss setting at a time"),
@@ -225,8 +225,8 @@ struct LinkArgs {
     #[arg(long, default_value_t = pushlab_loadgen::network::DEFAULT_QUEUE_PACKETS)]
     queue: usize,
     /// Packet loss: `1%`, `0%/2%` (to the server / to the clients), `1%,burst=4`.
-    #[arg(long, value_parser = pushlab_loadgen::network::loss::parse_loss_list)]
-    loss: Option<Vec<pushlab_loadgen::network::LossSpec>>,
+    #[arg(long, value_parser = pushlab_loadgen::network::loss::parse_loss_flag)]
+    loss: Option<pushlab_loadgen::network::loss::LossList>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -398,13 +398,16 @@ impl Cli {
     }
 
     /// Runs the command and returns the process exit code.
-    /// Makes the packet link for `pushlab lab` unless `--link relay`: it moves the
-    /// process into a network namespace of its own, which must happen before the async
-    /// runtime starts any thread. A failure is kept, and said by the run (`--link auto`
-    /// falls back to the relay; `--link netns` stops with the reason).
+    /// Makes the packet link for `pushlab lab` (unless `--link relay`), `pushlab claims`
+    /// and `pushlab link`: it moves the process into a network namespace of its own,
+    /// which must happen before the async runtime starts any thread. A failure is kept,
+    /// and said by the run (`--link auto` falls back to the relay; `--link netns` stops
+    /// with the reason).
     pub(crate) fn prepare_link(&self) {
         let wanted = match &self.command {
             Command::Lab(args) => args.workload.link != pushlab_loadgen::network::LinkChoice::Relay,
+            // Measuring again (not `--from` saved runs): across the packet link when it can.
+            Command::Claims(args) => args.from.is_none(),
             Command::Link(_) => true,
             _ => false,
         };

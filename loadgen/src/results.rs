@@ -408,7 +408,13 @@ macro_rules! metric {
         }
     };
     ($path:literal, $csv:expr, $unit:ident, wire, |$s:ident| $get:expr) => {
-        Metric { path: $path, csv: $csv, unit: Unit::$unit, integer: false, get: |t| t.wire.as_ref().and_then(|$s| $get) }
+        Metric {
+            path: $path,
+            csv: $csv,
+            unit: Unit::$unit,
+            integer: false,
+            get: |t| t.wire.as_ref().and_then(|$s| $get),
+        }
     };
     ($path:literal, $csv:expr, $unit:ident, server, |$s:ident| $get:expr) => {
         Metric {
@@ -497,10 +503,12 @@ pub const METRICS: &[Metric] = &[
         .publisher_max_lag_ms),
     metric!("upstream.p50_ms", Some("upstream_p50_ms"), Ms, |t| t.upstream.p50_ms),
     metric!("upstream.bytes_per_send", Some("upstream_bytes_per_send"), Bytes, |t| t.upstream.bytes_per_send),
-    metric!("wire.ip_bytes_per_message", Some("wire_ip_bytes_per_message"), Bytes, wire, |w| Some(w
-        .ip_bytes_per_message)),
-    metric!("wire.packets_per_message", Some("wire_packets_per_message"), Number, wire, |w| Some(w
-        .packets_per_message)),
+    metric!("wire.ip_bytes_per_message", Some("wire_ip_bytes_per_message"), Bytes, wire, |w| Some(
+        w.ip_bytes_per_message
+    )),
+    metric!("wire.packets_per_message", Some("wire_packets_per_message"), Number, wire, |w| Some(
+        w.packets_per_message
+    )),
     metric!("wire.header_bytes_per_message", Some("wire_header_bytes_per_message"), Bytes, wire, |w| Some(
         w.header_bytes_per_message
     )),
@@ -527,10 +535,12 @@ pub const METRICS: &[Metric] = &[
     metric!("loadgen.publish_requests", None, Count, int, |t| t.loadgen.publish_requests),
     metric!("upstream.samples", None, Count, int, |t| t.upstream.samples),
     metric!("upstream.p99_ms", None, Ms, |t| t.upstream.p99_ms),
-    metric!("wire.idle_ip_bytes_per_client_per_second", None, Bytes, wire, |w| Some(w
-        .idle_ip_bytes_per_client_per_second)),
-    metric!("wire.idle_packets_per_client_per_second", None, Number, wire, |w| Some(w
-        .idle_packets_per_client_per_second)),
+    metric!("wire.idle_ip_bytes_per_client_per_second", None, Bytes, wire, |w| Some(
+        w.idle_ip_bytes_per_client_per_second
+    )),
+    metric!("wire.idle_packets_per_client_per_second", None, Number, wire, |w| Some(
+        w.idle_packets_per_client_per_second
+    )),
     direction!("to_server", packets, Count),
     direction!("to_server", ip_bytes, Bytes),
     direction!("to_server", payload_bytes, Bytes),
@@ -590,6 +600,20 @@ mod tests {
         }
     }
 
+    /// Every key of `saved` is in `again` with the same value; objects are compared key
+    /// by key, so `again` may have keys `saved` had not.
+    fn assert_saved_in(saved: &serde_json::Value, again: &serde_json::Value, at: &str) {
+        match (saved, again) {
+            (serde_json::Value::Object(saved), serde_json::Value::Object(again)) => {
+                for (key, value) in saved {
+                    let there = again.get(key).unwrap_or_else(|| panic!("{at}.{key} is gone"));
+                    assert_saved_in(value, there, &format!("{at}.{key}"));
+                }
+            }
+            _ => assert_eq!(saved, again, "{at}"),
+        }
+    }
+
     /// Every run committed under `results/` (some older than later fields) still loads,
     /// workload included, and writes back the same workload.
     #[test]
@@ -615,11 +639,9 @@ mod tests {
                     .unwrap_or_else(|e| panic!("{}: workload: {e}", path.display()));
                 assert!(workload.clients > 0, "{}", path.display());
                 // Written back, it is the same workload: every field saved then is there
-                // with the same value (fields added since are new keys).
+                // with the same value, at any depth (fields added since are new keys).
                 let again = serde_json::to_value(&workload).unwrap();
-                for (key, value) in results.setup.workload.as_object().unwrap() {
-                    assert_eq!(&again[key], value, "{}: {key}", path.display());
-                }
+                assert_saved_in(&results.setup.workload, &again, &path.display().to_string());
                 loaded += 1;
             }
         }

@@ -29,8 +29,8 @@ use crate::process::ProcSample;
 use crate::publisher::{self, PublishReport};
 use crate::record::{new_histogram, Live, LiveLatency, LiveSnapshot, Recorder, Window};
 use crate::results::{
-    Delivery, DirectionCount, Idle, Latency, LoadgenCost, ServerCost, Traffic, TransportResult, Wire, WireSource,
-    ESTIMATED_HEADER_BYTES, ESTIMATED_MSS,
+    Delivery, DirectionCount, Idle, Latency, LoadgenCost, ServerCost, Traffic, TransportResult, Wire,
+    WireSource, ESTIMATED_HEADER_BYTES, ESTIMATED_MSS,
 };
 use crate::upstream;
 use crate::workload::Workload;
@@ -100,8 +100,9 @@ impl Plan {
             (None, LinkKind::Netns) => anyhow::bail!("the packet link was asked for but is not running"),
             (None, LinkKind::Relay) if w.network.is_direct() => (self.target.clone(), None),
             (None, LinkKind::Relay) => {
-                let emulator =
-                    Emulator::start(self.target.addr, w.network).await.context("starting the network emulator")?;
+                let emulator = Emulator::start(self.target.addr, w.network)
+                    .await
+                    .context("starting the network emulator")?;
                 (Target { addr: emulator.addr(), ..self.target.clone() }, Some(emulator))
             }
         };
@@ -307,18 +308,21 @@ fn summarize(transport: Transport, w: &Workload, r: Recorded) -> anyhow::Result<
 fn wire(w: &Workload, r: &Recorded) -> Option<Wire> {
     let measured = r.measured_to.live.since(&r.measured_from.live);
     let idle = r.idle_to.live.since(&r.idle_from.live);
-    let (source, window, idle_window, link_cpu) = match (
-        (&r.measured_from.link, &r.measured_to.link),
-        (&r.idle_from.link, &r.idle_to.link),
-    ) {
-        ((Some(from), Some(to)), (Some(idle_from), Some(idle_to))) => {
-            let window = to.since(from);
-            let idle = idle_to.since(idle_from);
-            (WireSource::Counted, (window.to_server, window.to_clients), (idle.to_server, idle.to_clients), Some(window))
-        }
-        _ if measured.segments_out + measured.segments_in == 0 => return None,
-        _ => (WireSource::Estimated, estimate(&measured), estimate(&idle), None),
-    };
+    let (source, window, idle_window, link_cpu) =
+        match ((&r.measured_from.link, &r.measured_to.link), (&r.idle_from.link, &r.idle_to.link)) {
+            ((Some(from), Some(to)), (Some(idle_from), Some(idle_to))) => {
+                let window = to.since(from);
+                let idle = idle_to.since(idle_from);
+                (
+                    WireSource::Counted,
+                    (window.to_server, window.to_clients),
+                    (idle.to_server, idle.to_clients),
+                    Some(window),
+                )
+            }
+            _ if measured.segments_out + measured.segments_in == 0 => return None,
+            _ => (WireSource::Estimated, estimate(&measured), estimate(&idle), None),
+        };
     let messages = measured.messages.max(1) as f64;
     let both = window.0.plus(&window.1);
     let idle_both = idle_window.0.plus(&idle_window.1);
@@ -554,8 +558,10 @@ mod tests {
     fn without_the_server_process_there_is_no_server_cost() {
         let mut from = boundary(live(0, 0, 0, 0), 0.0, 0.0);
         from.server = None;
-        let to = Boundary { live: live(0, 0, 0, 0), server: None, loadgen: ProcSample::default(), link: None };
-        let same = |b: &Boundary| Boundary { live: b.live, server: b.server, loadgen: b.loadgen, link: b.link };
+        let to =
+            Boundary { live: live(0, 0, 0, 0), server: None, loadgen: ProcSample::default(), link: None };
+        let same =
+            |b: &Boundary| Boundary { live: b.live, server: b.server, loadgen: b.loadgen, link: b.link };
         let recorded = Recorded {
             server_before: None,
             server_with_clients: None,

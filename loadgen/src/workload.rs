@@ -10,6 +10,7 @@ use clap::Args;
 use pushlab_protocol::Transport;
 use serde::{Deserialize, Serialize};
 
+use crate::network::loss::LossList;
 use crate::network::{LinkChoice, LinkKind, LossSpec, Network};
 
 /// Flags shared by `pushlab lab` and `pushlab load`. The defaults reproduce the chat
@@ -71,8 +72,8 @@ pub struct WorkloadArgs {
     /// Packet loss (packet link only): `1%` both ways, `0%/2%` to the server / to the
     /// clients, `1%,burst=4` in Gilbert–Elliott bursts of 4 packets on average; a list
     /// (`0%,1%,3%`) runs the whole comparison once per value.
-    #[arg(long, value_parser = crate::network::loss::parse_loss_list, allow_hyphen_values = true)]
-    pub loss: Option<Vec<LossSpec>>,
+    #[arg(long, value_parser = crate::network::loss::parse_loss_flag, allow_hyphen_values = true)]
+    pub loss: Option<LossList>,
     /// What carries the subscribers' packets: `netns` (a packet link between two network
     /// namespaces: loss, every IP byte counted; needs root and /dev/net/tun), `relay`
     /// (in process, no root: delay and bandwidth only, wire bytes estimated), or `auto`
@@ -269,8 +270,9 @@ impl WorkloadArgs {
         if self.rtt.is_empty() || self.poll_interval.is_empty() {
             bail!("--rtt and --poll-interval need at least one value, e.g. 0ms");
         }
-        let losses = self.loss.clone().unwrap_or_else(|| vec![LossSpec::default()]);
-        let lists = [self.rtt.len(), self.poll_interval.len(), losses.len()].iter().filter(|&&n| n > 1).count();
+        let losses = self.loss.clone().map_or_else(|| vec![LossSpec::default()], |l| l.0);
+        let lists =
+            [self.rtt.len(), self.poll_interval.len(), losses.len()].iter().filter(|&&n| n > 1).count();
         if lists > 1 {
             bail!("sweep one setting at a time: give a list to --rtt, --poll-interval or --loss, not to two of them");
         }
@@ -331,7 +333,7 @@ impl WorkloadArgs {
         };
         if kind == LinkKind::Relay {
             let needs_packets = [
-                (self.loss.iter().flatten().any(|l| !l.is_none()), "--loss"),
+                (self.loss.iter().flat_map(|l| &l.0).any(|l| !l.is_none()), "--loss"),
                 (self.reorder, "--reorder"),
                 (self.queue.is_some(), "--queue"),
             ];
@@ -416,7 +418,7 @@ impl WorkloadArgs {
                 reorder: self.reorder,
                 bandwidth_bytes_per_second: self.bandwidth,
                 queue_packets: self.queue.unwrap_or(crate::network::DEFAULT_QUEUE_PACKETS),
-                loss: self.loss.as_ref().map_or_else(LossSpec::default, |l| l[0]),
+                loss: self.loss.as_ref().map_or_else(LossSpec::default, |l| l.0[0]),
                 link: self.link()?,
             },
             keepalive: !self.no_keepalive,

@@ -79,7 +79,10 @@ impl HttpConnection {
 /// A TCP connection to the target with Nagle off (small requests must not wait for
 /// an ACK), counted as one connection opened.
 pub async fn connect(session: &Session) -> anyhow::Result<TcpStream> {
-    let tcp = session.target.dialer.connect(session.target.addr)
+    let tcp = session
+        .target
+        .dialer
+        .connect(session.target.addr)
         .await
         .with_context(|| format!("connecting to {}", session.target.addr))?;
     tcp.set_nodelay(true)?;

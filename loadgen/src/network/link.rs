@@ -194,7 +194,8 @@ impl Link {
 
     /// The counters now.
     pub fn snapshot(&self) -> LinkSnapshot {
-        let cpu = self.to_server.cpu_ns.load(Ordering::Relaxed) + self.to_clients.cpu_ns.load(Ordering::Relaxed);
+        let cpu =
+            self.to_server.cpu_ns.load(Ordering::Relaxed) + self.to_clients.cpu_ns.load(Ordering::Relaxed);
         LinkSnapshot {
             to_server: self.to_server.snapshot(),
             to_clients: self.to_clients.snapshot(),
@@ -334,7 +335,8 @@ impl Pipe {
                             spare.push(buffer);
                             continue;
                         }
-                        link_free = link_free.max(now) + Duration::from_secs_f64(buffer.len() as f64 / rate as f64);
+                        link_free =
+                            link_free.max(now) + Duration::from_secs_f64(buffer.len() as f64 / rate as f64);
                         leaving.push_back(link_free);
                         link_free
                     }
@@ -398,19 +400,22 @@ impl Pipe {
 /// A timed wait that ends on time. Timers on the virtual machines this was built on
 /// fire late, by about 90 µs plus 1 % of the wait (a 20 ms sleep wakes 250 µs late),
 /// which would add up to a millisecond to a 100 ms round trip; wake-ups on readiness are
-/// not late (5 µs per transit at zero delay). So the wait sleeps until a little before
-/// the deadline, by as much as the timer was late recently, and spins the rest.
+/// not late (5 µs per transit at zero delay). So the wait sleeps in stages, each aiming
+/// early by the lateness expected of it, and spins only the last stretch, shorter than
+/// one timer's lateness.
 struct Waiter {
-    /// How long before a deadline to wake: the recent lateness plus a margin.
-    early: Duration,
+    /// The lateness of a short sleep, learnt from the sleeps so far.
+    base_lateness: Duration,
 }
-
-/// Spinning margin on top of the lateness measured.
-const SPIN_MARGIN: Duration = Duration::from_micros(30);
 
 impl Waiter {
     fn new() -> Waiter {
-        Waiter { early: Duration::from_micros(300) }
+        Waiter { base_lateness: Duration::from_micros(100) }
+    }
+
+    /// How late a sleep of `d` is expected to wake: the base plus 1/64 of it.
+    fn expected_lateness(&self, d: Duration) -> Duration {
+        self.base_lateness + d / 64
     }
 
     /// Waits until `fd` is readable or `due` comes (`None`: no deadline). Returns whether
@@ -418,20 +423,30 @@ impl Waiter {
     fn wait_until(&mut self, fd: &impl AsFd, due: Option<Instant>) -> bool {
         let poll = |timeout: Option<Duration>| {
             let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-            nix::poll::ppoll(&mut fds, timeout.map(TimeSpec::from_duration), None).is_ok_and(|ready| ready > 0)
+            nix::poll::ppoll(&mut fds, timeout.map(TimeSpec::from_duration), None)
+                .is_ok_and(|ready| ready > 0)
         };
         let Some(due) = due else { return poll(None) };
-        let wake = due.checked_sub(self.early).unwrap_or(due);
-        let now = Instant::now();
-        if wake > now {
-            if poll(Some(wake - now)) {
+        loop {
+            let now = Instant::now();
+            let Some(left) = due.checked_duration_since(now).filter(|d| !d.is_zero()) else {
+                return poll(Some(Duration::ZERO));
+            };
+            let lateness = self.expected_lateness(left);
+            if left <= lateness + Duration::from_micros(20) {
+                break;
+            }
+            let sleep = left - lateness;
+            if poll(Some(sleep)) {
                 return true;
             }
-            // Learn how late the timer was: quickly up, slowly down.
-            let late = Instant::now().saturating_duration_since(wake) + SPIN_MARGIN;
-            self.early = match late > self.early {
-                true => late.min(Duration::from_millis(2)),
-                false => self.early - (self.early - late) / 16,
+            // Learn the base from this sleep: quickly up (a late packet costs latency),
+            // slowly down (an early wake only costs a little spinning).
+            let late = Instant::now().saturating_duration_since(now + sleep).saturating_sub(sleep / 64);
+            let late = late.min(Duration::from_millis(2));
+            self.base_lateness = match late > self.base_lateness {
+                true => late,
+                false => self.base_lateness - (self.base_lateness - late) / 8,
             };
         }
         loop {
@@ -450,4 +465,151 @@ impl Waiter {
 fn thread_cpu_ns() -> u64 {
     nix::time::clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
         .map_or(0, |t| Duration::from(t).as_nanos() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::network::loss::Loss;
+    use crate::network::packet::tests::segment;
+    use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+
+    /// A link between two datagram socket pairs standing in for the TUN devices (a
+    /// datagram keeps a packet's boundaries, as a TUN device does), so the link's logic
+    /// is tested without root. Returns (server side, clients side, link).
+    fn link(network: Network) -> (OwnedFd, OwnedFd, Link) {
+        let pair =
+            || socketpair(AddressFamily::Unix, SockType::Datagram, None, SockFlag::SOCK_NONBLOCK).unwrap();
+        let (server, server_link) = pair();
+        let (clients, clients_link) = pair();
+        let link = Link::start(server_link, clients_link).unwrap();
+        link.set(network);
+        // Let the threads see the settings before the first packet.
+        std::thread::sleep(Duration::from_millis(20));
+        (server, clients, link)
+    }
+
+    /// Packets as they arrived, with their arrival times.
+    type Arrivals = Vec<(Instant, Vec<u8>)>;
+
+    /// Reads every packet that arrives at `fd` within `within`, with its arrival time,
+    /// on a thread of its own: a datagram socket queues only 10 packets
+    /// (`net.unix.max_dgram_qlen`), so the reader must keep up while the test writes.
+    fn receive(fd: OwnedFd, within: Duration) -> std::thread::JoinHandle<(OwnedFd, Arrivals)> {
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + within;
+            let mut got = Vec::new();
+            let mut buffer = [0u8; BUFFER];
+            while Instant::now() < deadline {
+                match nix::unistd::read(&fd, &mut buffer) {
+                    Ok(n) => got.push((Instant::now(), buffer[..n].to_vec())),
+                    Err(_) => std::thread::yield_now(),
+                }
+            }
+            (fd, got)
+        })
+    }
+
+    /// Writes one packet, waiting while the link has not read the ones before.
+    fn send(fd: &OwnedFd, packet: &[u8]) {
+        while nix::unistd::write(fd, packet).is_err() {
+            std::thread::yield_now();
+        }
+    }
+
+    /// Packet `i` of a flow: a data segment whose sequence number says which it was.
+    fn numbered(i: u32, payload: usize) -> Vec<u8> {
+        segment((80, 40000), 1 + i * payload as u32, 0, payload)
+    }
+
+    fn number(packet: &[u8], payload: usize) -> u32 {
+        (u32::from_be_bytes([packet[24], packet[25], packet[26], packet[27]]) - 1) / payload as u32
+    }
+
+    #[test]
+    fn each_packet_takes_one_transit_and_keeps_its_place() {
+        let network = Network {
+            rtt: Duration::from_millis(40),
+            jitter: Duration::from_millis(10),
+            ..Default::default()
+        };
+        let (server, clients, link) = link(network);
+        let arrivals = receive(clients, Duration::from_millis(200));
+        let sent = Instant::now();
+        for i in 0..50 {
+            send(&server, &numbered(i, 100));
+        }
+        let (_, got) = arrivals.join().unwrap();
+        assert_eq!(got.len(), 50);
+        // Never before one transit (20 ms); never out of order without --reorder.
+        assert!(got.iter().all(|(at, _)| *at >= sent + Duration::from_millis(20)));
+        let order: Vec<u32> = got.iter().map(|(_, p)| number(p, 100)).collect();
+        assert_eq!(order, (0..50).collect::<Vec<_>>());
+        let counted = link.snapshot().to_clients;
+        assert_eq!((counted.packets, counted.payload_bytes, counted.ip_bytes), (50, 5000, 50 * 152));
+        assert_eq!(link.snapshot().to_server, DirectionCount::default());
+    }
+
+    #[test]
+    fn with_reorder_jitter_lets_packets_overtake() {
+        let network = Network { jitter: Duration::from_millis(20), reorder: true, ..Default::default() };
+        let (server, clients, _link) = link(network);
+        let arrivals = receive(clients, Duration::from_millis(150));
+        for i in 0..200 {
+            send(&server, &numbered(i, 10));
+        }
+        let order: Vec<u32> = arrivals.join().unwrap().1.iter().map(|(_, p)| number(p, 10)).collect();
+        assert_eq!(order.len(), 200);
+        assert!(
+            order.windows(2).any(|w| w[1] < w[0]),
+            "200 packets with 20 ms of jitter all kept their order"
+        );
+    }
+
+    #[test]
+    fn a_full_queue_drops_what_comes_and_the_rest_is_paced() {
+        // 1,052-byte packets at 105,200 B/s: 10 ms each. A queue of 10 holds 100 ms.
+        let network =
+            Network { bandwidth_bytes_per_second: Some(105_200), queue_packets: 10, ..Default::default() };
+        let (server, clients, link) = link(network);
+        let arrivals = receive(clients, Duration::from_millis(300));
+        let sent = Instant::now();
+        for i in 0..40 {
+            send(&server, &numbered(i, 1000));
+        }
+        let (_, got) = arrivals.join().unwrap();
+        let counted = link.snapshot().to_clients;
+        assert_eq!(counted.packets, 40);
+        assert_eq!(got.len() as u64 + counted.dropped_by_queue, 40);
+        // The first packet was being sent when the others came, so 10 wait behind it (a
+        // few more if the writes were slow enough for some to leave meanwhile).
+        assert!((10..=15).contains(&got.len()), "{} passed", got.len());
+        // The last one left after the others' serialisation: about 10 ms each.
+        let last = got.last().unwrap().0 - sent;
+        assert!(last >= Duration::from_millis(10 * (got.len() as u64 - 1)), "{last:?}");
+    }
+
+    #[test]
+    fn loss_drops_and_counts_on_its_direction_only() {
+        let loss = Loss { rate: 0.25, mean_burst_packets: None };
+        let network = Network {
+            loss: crate::network::LossSpec { to_server: loss, ..Default::default() },
+            ..Default::default()
+        };
+        let (server, clients, link) = link(network);
+        // Each side's own socket both sends and receives: duplicate it for the reader.
+        let up_arrivals = receive(server.try_clone().unwrap(), Duration::from_millis(150));
+        let down_arrivals = receive(clients.try_clone().unwrap(), Duration::from_millis(150));
+        for i in 0..400 {
+            send(&clients, &numbered(i, 10));
+            send(&server, &numbered(i, 10));
+        }
+        let (up, down) = (up_arrivals.join().unwrap().1, down_arrivals.join().unwrap().1);
+        let counted = link.snapshot();
+        assert_eq!(counted.to_server.packets, 400);
+        assert_eq!(up.len() as u64, 400 - counted.to_server.dropped_by_loss);
+        // 25 % of 400: 100 ± 4.5 σ (σ ≈ 8.7).
+        assert!((61..=139).contains(&counted.to_server.dropped_by_loss), "{:?}", counted.to_server);
+        assert_eq!((down.len(), counted.to_clients.dropped_by_loss), (400, 0));
+    }
 }

@@ -69,7 +69,18 @@ impl fmt::Display for LossSpec {
     }
 }
 
-const EXAMPLE: &str = "e.g. --loss 1%, --loss 0%,1%,3%, --loss 1%,burst=4 or --loss 0%/2% (to the server / to the clients)";
+/// The conditions of `--loss`, one run each: a type of its own so that clap keeps the
+/// list whole (its own list handling would split at every comma, `burst=4` included).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LossList(pub Vec<LossSpec>);
+
+/// [`parse_loss_list`] for clap.
+pub fn parse_loss_flag(text: &str) -> Result<LossList, String> {
+    parse_loss_list(text).map(LossList)
+}
+
+const EXAMPLE: &str =
+    "e.g. --loss 1%, --loss 0%,1%,3%, --loss 1%,burst=4 or --loss 0%/2% (to the server / to the clients)";
 
 /// Parses `--loss`: a comma-separated list of conditions, each `P` (both ways) or
 /// `UP/DOWN` (client → server / server → client), optionally followed by `burst=N` for
@@ -81,11 +92,10 @@ pub fn parse_loss_list(text: &str) -> Result<Vec<LossSpec>, String> {
     for token in text.split(',').map(str::trim) {
         if let Some(burst) = token.strip_prefix("burst=") {
             let spec = specs.last_mut().ok_or_else(|| format!("burst= follows a loss rate, {EXAMPLE}"))?;
-            let burst: f64 = burst
-                .parse()
-                .ok()
-                .filter(|b: &f64| b.is_finite() && *b >= 1.0)
-                .ok_or_else(|| format!("burst={burst}: a mean burst length is a number of packets ≥ 1"))?;
+            let burst: f64 =
+                burst.parse().ok().filter(|b: &f64| b.is_finite() && *b >= 1.0).ok_or_else(|| {
+                    format!("burst={burst}: a mean burst length is a number of packets ≥ 1")
+                })?;
             for loss in [&mut spec.to_server, &mut spec.to_clients] {
                 if !loss.is_none() {
                     loss.mean_burst_packets = Some(burst);
@@ -127,7 +137,10 @@ fn parse_percent(text: &str) -> Result<f64, String> {
 fn check_burst(loss: &Loss) -> Result<(), String> {
     let b = loss.mean_burst_packets.unwrap_or(1.0);
     if loss.rate > b / (b + 1.0) {
-        return Err(format!("{}% loss cannot come in bursts of {b}: the bursts would overlap", loss.rate * 100.0));
+        return Err(format!(
+            "{}% loss cannot come in bursts of {b}: the bursts would overlap",
+            loss.rate * 100.0
+        ));
     }
     Ok(())
 }

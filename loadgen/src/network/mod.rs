@@ -148,7 +148,8 @@ impl Network {
                 }
             ),
             LinkKind::Relay => {
-                let why = netns::failure().map_or(String::new(), |reason| format!(" (no packet link: {reason})"));
+                let why =
+                    netns::failure().map_or(String::new(), |reason| format!(" (no packet link: {reason})"));
                 let how = match self.is_direct() {
                     true => "clients connect to the server over loopback",
                     false => "in-process relay",

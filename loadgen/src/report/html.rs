@@ -2,8 +2,8 @@
 //! open a file than read a terminal. Everything is inline (styles, the SVG plots): no
 //! script, no font, no request leaves the page, so it works offline and as a CI artifact.
 
-use super::{ms, table};
-use crate::results::Results;
+use super::{bytes, ms, table};
+use crate::results::{Results, Wire, WireSource};
 
 /// Escapes text for HTML element content and attribute values.
 fn escape(text: &str) -> String {
@@ -122,10 +122,64 @@ fn percentiles(results: &Results) -> String {
     html_table(&header, &rows)
 }
 
+/// What the link saw per transport, one figure a row (absent: the run has no wire
+/// figures). The cost figures of the comparison are per message; these are the counts
+/// behind them, each way, over the measured window.
+fn wire(results: &Results) -> String {
+    if results.transports.iter().all(|t| t.wire.is_none()) {
+        return String::new();
+    }
+    let mut header = vec!["on the wire".to_string()];
+    header.extend(results.transports.iter().map(|t| t.transport.name().to_string()));
+    // A counter of each direction: `to server / to clients`.
+    fn both(w: &Wire, f: fn(&crate::results::DirectionCount) -> u64) -> String {
+        format!("{} / {}", f(&w.to_server), f(&w.to_clients))
+    }
+    /// How one figure of the table reads a transport's wire figures.
+    type Figure = fn(&Wire) -> String;
+    let figures: Vec<(&str, Figure)> = vec![
+        ("source", |w| match w.source {
+            WireSource::Counted => "counted by the packet link".into(),
+            WireSource::Estimated => "estimated from TCP segment counts (relay)".into(),
+        }),
+        ("IP bytes per message", |w| bytes(w.ip_bytes_per_message)),
+        ("TCP/IP headers per message", |w| bytes(w.header_bytes_per_message)),
+        ("packets per message", |w| format!("{:.2}", w.packets_per_message)),
+        ("idle IP bytes per client per day", |w| bytes(w.idle_ip_bytes_per_client_per_day)),
+        ("idle packets per client per second", |w| format!("{:.2}", w.idle_packets_per_client_per_second)),
+        ("packets (to server / to clients)", |w| both(w, |d| d.packets)),
+        ("IP bytes (to server / to clients)", |w| both(w, |d| d.ip_bytes)),
+        ("payload bytes (to server / to clients)", |w| both(w, |d| d.payload_bytes)),
+        ("pure ACKs (to server / to clients)", |w| both(w, |d| d.pure_acks)),
+        ("handshake packets (to server / to clients)", |w| both(w, |d| d.handshake_packets)),
+        ("teardown packets (to server / to clients)", |w| both(w, |d| d.teardown_packets)),
+        ("retransmitted (to server / to clients)", |w| both(w, |d| d.retransmitted_packets)),
+        ("dropped by loss (to server / to clients)", |w| both(w, |d| d.dropped_by_loss)),
+        ("dropped by a full queue (to server / to clients)", |w| both(w, |d| d.dropped_by_queue)),
+        ("link CPU per packet", |w| {
+            w.link_cpu_us_per_packet.map_or("n/a".into(), |us| format!("{us:.1} µs"))
+        }),
+    ];
+    let rows: Vec<Vec<String>> = figures
+        .iter()
+        .map(|(name, f)| {
+            let mut row = vec![name.to_string()];
+            row.extend(results.transports.iter().map(|t| t.wire.as_ref().map_or("n/a".into(), f)));
+            row
+        })
+        .collect();
+    html_table(&header, &rows)
+}
+
 /// The page of one run; `svgs` are its plots' SVG texts, inlined in order.
 pub fn run(results: &Results, svgs: &[String]) -> String {
     let mut body = String::from("<h2>Comparison</h2>\n");
     body += &comparison(results);
+    let wire = wire(results);
+    if !wire.is_empty() {
+        body += "<h2>On the wire</h2>\n";
+        body += &wire;
+    }
     body += "<h2>Warnings</h2>\n";
     body += &warnings(results);
     body += "<h2>Latency percentiles</h2>\n";
@@ -146,6 +200,7 @@ pub fn sweep(runs: &[Results], command: &str, svg: &str) -> String {
     for results in runs {
         body += &format!("<h2>{}</h2>\n", escape(&table::condition_name(results)));
         body += &comparison(results);
+        body += &wire(results);
         body += &warnings(results);
         body += &percentiles(results);
     }
@@ -165,5 +220,23 @@ mod tests {
         assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
         assert_eq!(inline_svg("<?xml version=\"1.0\"?>\n<svg></svg>"), "<figure><svg></svg></figure>\n");
         assert_eq!(inline_svg("not a plot"), "");
+    }
+
+    fn reference() -> Results {
+        serde_json::from_str(include_str!("../../../results/2026-11-22-lab/results.json")).unwrap()
+    }
+
+    #[test]
+    fn the_page_lists_the_wire_figures_where_the_run_has_them() {
+        let mut results = reference();
+        assert!(!run(&results, &[]).contains("On the wire"), "a run without wire has no such section");
+        for t in &mut results.transports {
+            t.wire = Some(table::wire_tests::wire(WireSource::Estimated, 327.0, 1e6));
+        }
+        let page = run(&results, &[]);
+        assert!(page.contains("<h2>On the wire</h2>"));
+        assert!(page.contains("<td>IP bytes per message</td><td>327 B</td>"), "{page}");
+        assert!(page.contains("estimated from TCP segment counts (relay)"));
+        assert!(page.contains("~327 B ("), "the comparison's cost row is on the wire");
     }
 }

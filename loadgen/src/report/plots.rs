@@ -1,6 +1,6 @@
 //! SVG plots with `plotters`: the latency percentile distribution (HdrHistogram style:
 //! the x axis stretches the tail, 90 %, 99 %, 99.9 % evenly spaced) and the cost of one
-//! delivered message per transport.
+//! delivered message per transport: payload, and IP bytes where the run has them.
 
 use std::path::Path;
 
@@ -8,8 +8,10 @@ use plotters::prelude::*;
 
 use pushlab_protocol::Transport;
 
+use super::table::{all_wire, wire_estimated};
 use crate::results::Results;
 use crate::run::decode_histogram;
+use crate::workload::Sweep;
 
 /// One colour per transport, the same in every plot whichever transports a run has:
 /// SSE is green in the latency plot of a two-transport run and in a sweep of four.
@@ -110,26 +112,50 @@ pub fn latency_percentiles(results: &Results, path: &Path) -> anyhow::Result<()>
     Ok(())
 }
 
-/// Bytes on the wire per delivered message and requests per message, side by side.
+/// Bytes per delivered message and requests per message, side by side. Where every
+/// transport has wire figures the bytes panel has two bars per transport: the payload
+/// (light, what the sockets carried) and the IP bytes (solid, what the network carried:
+/// headers, ACKs and retransmissions too).
 pub fn cost_per_message(results: &Results, path: &Path) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(draw_error)?;
     let (left, right) = root.split_horizontally(450);
     let names: Vec<&str> = results.transports.iter().map(|t| t.transport.name()).collect();
-    let panels: [(&str, Vec<f64>, _); 2] = [
+    let ip: Option<Vec<f64>> = all_wire(results).then(|| {
+        results.transports.iter().filter_map(|t| t.wire.as_ref().map(|w| w.ip_bytes_per_message)).collect()
+    });
+    let bytes_title = match (&ip, wire_estimated(results)) {
+        (None, _) => "Wire bytes per delivered message",
+        (Some(_), false) => "Bytes per message: payload (light), IP (solid)",
+        (Some(_), true) => "Bytes/message: payload (light), estimated IP (solid)",
+    };
+    /// One panel: a light or lone bar per transport (`values`), and a solid one beside it.
+    struct Panel<'a> {
+        title: &'a str,
+        values: Vec<f64>,
+        solid: Option<Vec<f64>>,
+    }
+    let panels = [
         (
-            "Wire bytes per delivered message",
-            results.transports.iter().map(|t| t.traffic.bytes_per_message).collect(),
+            Panel {
+                title: bytes_title,
+                values: results.transports.iter().map(|t| t.traffic.bytes_per_message).collect(),
+                solid: ip,
+            },
             left,
         ),
         (
-            "HTTP requests per delivered message",
-            results.transports.iter().map(|t| t.traffic.requests_per_message).collect(),
+            Panel {
+                title: "HTTP requests per delivered message",
+                values: results.transports.iter().map(|t| t.traffic.requests_per_message).collect(),
+                solid: None,
+            },
             right,
         ),
     ];
-    for (title, values, area) in panels {
-        let top = values.iter().cloned().fold(0.0f64, f64::max).max(1e-6) * 1.15;
+    for (Panel { title, values, solid }, area) in panels {
+        let top =
+            values.iter().chain(solid.iter().flatten()).cloned().fold(0.0f64, f64::max).max(1e-6) * 1.15;
         let mut chart = ChartBuilder::on(&area)
             .caption(title, ("sans-serif", 16))
             .margin(15)
@@ -148,38 +174,80 @@ pub fn cost_per_message(results: &Results, path: &Path) -> anyhow::Result<()> {
             })
             .draw()
             .map_err(draw_error)?;
-        chart
-            .draw_series(values.iter().enumerate().map(|(i, v)| {
-                let color = color(results.transports[i].transport);
-                Rectangle::new(
-                    [(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), *v)],
-                    color.mix(0.8).filled(),
-                )
-            }))
-            .map_err(draw_error)?;
+        // One bar fills its transport's segment; two share it, each in a half, by
+        // margins in pixels (a segmented axis has no position between two transports).
+        let (x_pixels, _) = chart.plotting_area().get_pixel_range();
+        let segment = (x_pixels.end - x_pixels.start).max(0) as u32 / names.len().max(1) as u32;
+        let (left_half, right_half) = ((segment / 10, segment / 2), (segment / 2, segment / 10));
+        let bar = |i: usize, v: f64, mix: f64, (left, right): (u32, u32)| {
+            let color = color(results.transports[i].transport);
+            let mut bar = Rectangle::new(
+                [(SegmentValue::Exact(i), 0.0), (SegmentValue::Exact(i + 1), v)],
+                color.mix(mix).filled(),
+            );
+            bar.set_margin(0, 0, left, right);
+            bar
+        };
+        match &solid {
+            None => chart.draw_series(values.iter().enumerate().map(|(i, v)| bar(i, *v, 0.8, (0, 0)))),
+            Some(solid) => {
+                chart
+                    .draw_series(values.iter().enumerate().map(|(i, v)| bar(i, *v, 0.35, left_half)))
+                    .map_err(draw_error)?;
+                chart.draw_series(solid.iter().enumerate().map(|(i, v)| bar(i, *v, 0.8, right_half)))
+            }
+        }
+        .map_err(draw_error)?;
     }
     root.present().map_err(draw_error)?;
     Ok(())
 }
 
-/// A sweep (one run per `--poll-interval` or `--rtt` value): latency (p50 solid, p99
-/// dashed) and idle cost per client per day against the swept setting, one colour per
-/// transport. Both y axes are logarithmic: polling and push differ by orders of magnitude.
+/// A sweep (one run per `--poll-interval`, `--rtt` or `--loss` value): latency (p50
+/// solid, p99 dashed) and a cost against the swept setting, one colour per transport:
+/// idle cost per client per day, or under loss the IP bytes per message (what
+/// retransmissions add) where every run counted them. Both y axes are logarithmic:
+/// polling and push differ by orders of magnitude.
 pub fn sweep(runs: &[Results], path: &Path) -> anyhow::Result<()> {
     let Some(first) = runs.first() else { return Ok(()) };
     let workload = |r: &Results| {
         r.setup.typed_workload().map_err(|e| anyhow::anyhow!("the saved workload does not read: {e}"))
     };
-    let poll_sweep = workload(first)?.sweep == Some(crate::workload::Sweep::PollInterval);
-    let mut xs = Vec::new();
+    let kind = workload(first)?.sweep.unwrap_or(Sweep::Rtt);
+    let mut workloads = Vec::new();
     for r in runs {
-        let w = workload(r)?;
-        xs.push(match poll_sweep {
-            true => w.poll_interval_seconds.as_secs_f64() * 1e3,
-            false => w.network.rtt.as_secs_f64() * 1e3,
-        });
+        workloads.push(workload(r)?);
     }
-    let x_desc = if poll_sweep { "short-poll interval (ms)" } else { "round-trip time (ms)" };
+    // Loss is per direction: plot the one the sweep varies, to the clients unless only
+    // the loss to the server is ever set.
+    let to_clients = workloads.iter().any(|w| !w.network.loss.to_clients.is_none())
+        || workloads.iter().all(|w| w.network.loss.to_server.is_none());
+    let xs: Vec<f64> = workloads
+        .iter()
+        .map(|w| match kind {
+            Sweep::PollInterval => w.poll_interval_seconds.as_secs_f64() * 1e3,
+            Sweep::Rtt => w.network.rtt.as_secs_f64() * 1e3,
+            Sweep::Loss if to_clients => w.network.loss.to_clients.rate * 100.0,
+            Sweep::Loss => w.network.loss.to_server.rate * 100.0,
+        })
+        .collect();
+    let x_desc = match kind {
+        Sweep::PollInterval => "short-poll interval (ms)",
+        Sweep::Rtt => "round-trip time (ms)",
+        Sweep::Loss if to_clients => "packet loss, server → clients (%)",
+        Sweep::Loss => "packet loss, clients → server (%)",
+    };
+    // Loss rates are small: 0.5 % must not print as 0 or 1.
+    let x_label = |x: &f64| match kind {
+        Sweep::Loss => format!("{x:.1}"),
+        _ => format!("{x:.0}"),
+    };
+    // Under loss, what it costs on the wire; otherwise, what staying subscribed costs.
+    let wire_cost = kind == Sweep::Loss && runs.iter().all(all_wire);
+    let cost_title = match wire_cost {
+        true => "IP bytes per delivered message",
+        false => "Idle cost per client per day (bytes)",
+    };
     let x_max = xs.iter().cloned().fold(1.0f64, f64::max) * 1.05;
     let transports: Vec<_> = first.transports.iter().map(|t| t.transport).collect();
     /// One run of the sweep, for one transport.
@@ -187,7 +255,7 @@ pub fn sweep(runs: &[Results], path: &Path) -> anyhow::Result<()> {
         x: f64,
         p50: f64,
         p99: f64,
-        idle_per_day: f64,
+        cost: f64,
     }
     // (transport, its points), only where the run has the transport.
     let series: Vec<(Transport, Vec<Point>)> = transports
@@ -203,7 +271,11 @@ pub fn sweep(runs: &[Results], path: &Path) -> anyhow::Result<()> {
                         x,
                         p50: floor(t.latency.p50_ms),
                         p99: floor(t.latency.p99_ms),
-                        idle_per_day: t.idle.bytes_per_client_per_day.max(1.0),
+                        cost: match (wire_cost, &t.wire) {
+                            (true, Some(w)) => w.ip_bytes_per_message,
+                            _ => t.idle.bytes_per_client_per_day,
+                        }
+                        .max(1.0),
                     })
                 })
                 .collect();
@@ -231,7 +303,7 @@ pub fn sweep(runs: &[Results], path: &Path) -> anyhow::Result<()> {
     chart
         .configure_mesh()
         .x_desc(x_desc)
-        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_label_formatter(&x_label)
         .y_desc("latency (ms)")
         .y_label_formatter(&|y| format!("{y}"))
         .draw()
@@ -257,16 +329,16 @@ pub fn sweep(runs: &[Results], path: &Path) -> anyhow::Result<()> {
     draw_legend(&mut chart)?;
 
     let mut chart = ChartBuilder::on(&right)
-        .caption("Idle cost per client per day (bytes)", ("sans-serif", 16))
+        .caption(cost_title, ("sans-serif", 16))
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(70)
-        .build_cartesian_2d(0.0..x_max, range(&|p| p.idle_per_day, &|p| p.idle_per_day).log_scale())
+        .build_cartesian_2d(0.0..x_max, range(&|p| p.cost, &|p| p.cost).log_scale())
         .map_err(draw_error)?;
     chart
         .configure_mesh()
         .x_desc(x_desc)
-        .x_label_formatter(&|x| format!("{x:.0}"))
+        .x_label_formatter(&x_label)
         .y_label_formatter(&|y| super::bytes(*y))
         .draw()
         .map_err(draw_error)?;
@@ -274,8 +346,7 @@ pub fn sweep(runs: &[Results], path: &Path) -> anyhow::Result<()> {
         let color = color(*transport);
         chart
             .draw_series(
-                LineSeries::new(points.iter().map(|p| (p.x, p.idle_per_day)), color.stroke_width(2))
-                    .point_size(3),
+                LineSeries::new(points.iter().map(|p| (p.x, p.cost)), color.stroke_width(2)).point_size(3),
             )
             .map_err(draw_error)?;
     }
@@ -308,6 +379,60 @@ mod tests {
         assert!(svg.contains(&hex(color(Transport::Sse))), "SSE's colour");
         assert!(!svg.contains(&hex(color(Transport::ShortPoll))), "short polling's colour");
         assert_eq!(color_named("sse"), color(Transport::Sse));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A copy of the reference run whose every transport has wire figures.
+    fn with_wire(source: crate::results::WireSource) -> Results {
+        let mut results = reference();
+        for t in &mut results.transports {
+            let ip = t.traffic.bytes_per_message * 1.5;
+            t.wire = Some(crate::report::table::wire_tests::wire(source, ip, 1e6));
+        }
+        results
+    }
+
+    #[test]
+    fn the_cost_plot_has_a_payload_and_an_ip_bar_per_transport_when_wire_exists() {
+        let dir = std::env::temp_dir().join(format!("pushlab-cost-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let svg = |results: &Results| {
+            cost_per_message(results, &dir.join("c.svg")).unwrap();
+            std::fs::read_to_string(dir.join("c.svg")).unwrap()
+        };
+        let bars = |svg: &str| svg.matches("<rect").count();
+        let (old, new) = (svg(&reference()), svg(&with_wire(crate::results::WireSource::Counted)));
+        assert!(old.contains("Wire bytes per delivered message") && !old.contains("IP (solid)"));
+        assert!(new.contains("payload (light), IP (solid)"), "labelled");
+        // Four more bars: one IP bar beside each payload bar.
+        assert_eq!(bars(&new), bars(&old) + 4);
+        let estimated = svg(&with_wire(crate::results::WireSource::Estimated));
+        assert!(estimated.contains("estimated IP (solid)"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_loss_sweep_plots_against_the_loss_rate() {
+        let dir = std::env::temp_dir().join(format!("pushlab-loss-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let runs: Vec<Results> = [0.0, 0.01, 0.03]
+            .into_iter()
+            .map(|rate| {
+                let mut results = with_wire(crate::results::WireSource::Counted);
+                let mut w = results.setup.typed_workload().unwrap();
+                w.network.loss.to_clients.rate = rate;
+                w.network.loss.to_server.rate = rate;
+                w.sweep = Some(Sweep::Loss);
+                results.setup.workload = serde_json::to_value(&w).unwrap();
+                results
+            })
+            .collect();
+        sweep(&runs, &dir.join("s.svg")).unwrap();
+        let svg = std::fs::read_to_string(dir.join("s.svg")).unwrap();
+        assert!(svg.contains("packet loss, server → clients (%)"), "x axis");
+        // Ticks with a decimal: 0.5 % is not 0 or 1. (plotters puts a label on its own line.)
+        assert!(svg.lines().any(|l| l.trim() == "0.5"), "loss ticks in percent");
+        assert!(svg.contains("IP bytes per delivered message"), "the cost panel is the wire's");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

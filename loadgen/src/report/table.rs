@@ -5,7 +5,8 @@
 use pushlab_protocol::Transport;
 
 use super::{align, bytes, markdown_table, ms};
-use crate::results::{Results, TransportResult};
+use crate::network::{LinkKind, Network};
+use crate::results::{Results, TransportResult, Wire, WireSource};
 use crate::workload::{Sweep, Workload};
 
 /// The seed's ratings for short polling, long polling and WebSocket (it has no SSE).
@@ -35,6 +36,53 @@ pub struct Row {
 /// before sizes were saved have none: the table says so rather than count today's code.
 pub fn client_lines(t: &TransportResult) -> Option<usize> {
     t.reference_client.map(|size| size.lines)
+}
+
+/// Widest cell of the terminal table: four transports fit [`TERMINAL_WIDTH`].
+const CELL: usize = 17;
+
+/// Whether every transport of the run has wire figures. Only then do the cost rows show
+/// and rank by them: ranking some transports by IP bytes and others by payload would
+/// compare unlike things.
+pub fn all_wire(results: &Results) -> bool {
+    !results.transports.is_empty() && results.transports.iter().all(|t| t.wire.is_some())
+}
+
+/// Whether some wire figure of the run is estimated (relay) rather than counted.
+pub fn wire_estimated(results: &Results) -> bool {
+    results.transports.iter().any(|t| t.wire.as_ref().is_some_and(|w| w.source == WireSource::Estimated))
+}
+
+/// `~` before an estimated wire figure, nothing before a counted one.
+pub fn mark(wire: &Wire) -> &'static str {
+    match wire.source {
+        WireSource::Counted => "",
+        WireSource::Estimated => "~",
+    }
+}
+
+/// What a wire ranking ranks by, for the verdicts.
+fn by_ip_bytes(results: &Results) -> &'static str {
+    match wire_estimated(results) {
+        true => "IP bytes (~ estimated from TCP segment counts) rank",
+        false => "IP bytes rank",
+    }
+}
+
+/// A wire figure with the payload figure after it: `314 B (192 B)`, `~327 B (192 B)`.
+/// A compact cell too wide loses its spaces, then the payload (the full table has it).
+fn wire_then_payload(wire: &Wire, ip: f64, payload: f64, compact: bool) -> String {
+    let (ip, payload) = (format!("{}{}", mark(wire), bytes(ip)), bytes(payload));
+    let cell = format!("{ip} ({payload})");
+    if !compact || cell.chars().count() <= CELL {
+        return cell;
+    }
+    let squeezed = format!("{} ({})", ip.replace(' ', ""), payload.replace(' ', ""));
+    if squeezed.chars().count() <= CELL {
+        squeezed
+    } else {
+        ip
+    }
 }
 
 /// Figures closer than this (relative) are a tie: one run cannot order them.
@@ -125,18 +173,37 @@ fn rows_styled(results: &Results, compact: bool) -> Vec<Row> {
     let server = |t: &TransportResult, f: &dyn Fn(&crate::results::ServerCost) -> String| {
         t.server.as_ref().map_or("n/a".to_string(), f)
     };
-    vec![
+    let wire = all_wire(results);
+    let ip_per_message = |t: &TransportResult| t.wire.as_ref().map_or(0.0, |w| w.ip_bytes_per_message);
+    let ip_idle = |t: &TransportResult| t.wire.as_ref().map_or(0.0, |w| w.idle_ip_bytes_per_client_per_day);
+    let mut rows = vec![
         Row {
             aspect: label("Latency (p50 / p99)", "Latency (p50/p99)"),
             seed: seed("Latency"),
             cells: each(&|t| format!("{}{slash}{}", ms(t.latency.p50_ms), ms(t.latency.p99_ms))),
             verdict: order(results, |t| t.latency.p50_ms, [Ws, LongPoll, ShortPoll]),
         },
-        Row {
-            aspect: label("Efficiency (wire bytes per message)", "Efficiency (B/message)"),
-            seed: seed("Efficiency"),
-            cells: each(&|t| bytes(t.traffic.bytes_per_message)),
-            verdict: order(results, |t| t.traffic.bytes_per_message, [Ws, LongPoll, ShortPoll]),
+        match wire {
+            // The wire decides: what the network carries, headers and ACKs included.
+            true => Row {
+                aspect: label("Efficiency (IP bytes per message; payload)", "Efficiency (IP; payload)"),
+                seed: seed("Efficiency"),
+                cells: each(&|t| {
+                    let w = t.wire.as_ref().expect("all_wire");
+                    wire_then_payload(w, w.ip_bytes_per_message, t.traffic.bytes_per_message, compact)
+                }),
+                verdict: format!(
+                    "{} {}",
+                    by_ip_bytes(results),
+                    order(results, |t| ip_per_message(t), [Ws, LongPoll, ShortPoll])
+                ),
+            },
+            false => Row {
+                aspect: label("Efficiency (wire bytes per message)", "Efficiency (B/message)"),
+                seed: seed("Efficiency"),
+                cells: each(&|t| bytes(t.traffic.bytes_per_message)),
+                verdict: order(results, |t| t.traffic.bytes_per_message, [Ws, LongPoll, ShortPoll]),
+            },
         },
         Row {
             aspect: label("Complexity (reference client: lines / tokens)", "Complexity (client lines)"),
@@ -195,18 +262,43 @@ fn rows_styled(results: &Results, compact: bool) -> Vec<Row> {
             }),
             verdict: String::new(),
         },
-        Row {
-            aspect: label("Idle cost per client per day", "Idle per client per day"),
-            seed: String::new(),
-            cells: each(&|t| {
-                let (day, rate) =
-                    (bytes(t.idle.bytes_per_client_per_day), t.idle.requests_per_client_per_second);
-                match compact {
-                    false => format!("{day} ({rate:.2} req/s)"),
-                    true => format!("{day}, {rate:.2}/s"),
-                }
-            }),
-            verdict: "measured idle rate × 86,400 s".into(),
+        match wire {
+            true => Row {
+                aspect: label("Idle cost per client per day (IP bytes; payload)", "Idle/client/day (IP)"),
+                seed: String::new(),
+                cells: each(&|t| {
+                    let w = t.wire.as_ref().expect("all_wire");
+                    let (ip, payload) = (w.idle_ip_bytes_per_client_per_day, t.idle.bytes_per_client_per_day);
+                    match compact {
+                        false => format!(
+                            "{}{} ({}; {:.2} req/s)",
+                            mark(w),
+                            bytes(ip),
+                            bytes(payload),
+                            t.idle.requests_per_client_per_second
+                        ),
+                        true => wire_then_payload(w, ip, payload, true),
+                    }
+                }),
+                verdict: format!(
+                    "{} {}; measured idle rate × 86,400 s",
+                    by_ip_bytes(results),
+                    ranking(results, ip_idle, [Ws, LongPoll, ShortPoll]).0
+                ),
+            },
+            false => Row {
+                aspect: label("Idle cost per client per day", "Idle per client per day"),
+                seed: String::new(),
+                cells: each(&|t| {
+                    let (day, rate) =
+                        (bytes(t.idle.bytes_per_client_per_day), t.idle.requests_per_client_per_second);
+                    match compact {
+                        false => format!("{day} ({rate:.2} req/s)"),
+                        true => format!("{day}, {rate:.2}/s"),
+                    }
+                }),
+                verdict: "measured idle rate × 86,400 s".into(),
+            },
         },
         Row {
             aspect: label("Server CPU per delivery", "Server CPU/delivery"),
@@ -220,7 +312,36 @@ fn rows_styled(results: &Results, compact: bool) -> Vec<Row> {
             cells: each(&|t| format!("{:.1} µs", t.loadgen.cpu_us_per_message)),
             verdict: String::new(),
         },
-    ]
+    ];
+    // The link itself, after the requests per message: what TCP did to carry them.
+    if results.transports.iter().any(|t| t.wire.is_some()) {
+        let at = rows.iter().position(|r| r.aspect.starts_with("Requests")).map_or(rows.len(), |i| i + 1);
+        let row = Row {
+            aspect: label("Packets per message (retransmitted / dropped)", "Packets/message (retx)"),
+            seed: String::new(),
+            cells: each(&|t| match &t.wire {
+                Some(w) if compact => {
+                    format!("{}{:.2} ({})", mark(w), w.packets_per_message, w.retransmitted_packets)
+                }
+                Some(w) => format!(
+                    "{}{:.2} ({} / {})",
+                    mark(w),
+                    w.packets_per_message,
+                    w.retransmitted_packets,
+                    w.dropped_packets
+                ),
+                None => "n/a".into(),
+            }),
+            verdict: match wire_estimated(results) {
+                true => {
+                    "~ estimated from TCP segment counts: the server's retransmissions are not seen".into()
+                }
+                false => "every IP packet counted by the packet link, both ways".into(),
+            },
+        };
+        rows.insert(at, row);
+    }
+    rows
 }
 
 fn headers(results: &Results) -> Vec<String> {
@@ -331,7 +452,7 @@ pub fn workload_line(results: &Results) -> String {
     let s = |d: std::time::Duration| format!("{:?}", d.as_secs_f64());
     format!(
         "{} clients, {:?} messages/s, {}-byte payload, {} s measured after {} s warm-up, {} s idle, \
-         poll interval {} s, long-poll timeout {} s{}",
+         poll interval {} s, long-poll timeout {} s{}{}",
         w.clients,
         w.rate_per_second,
         w.payload_bytes,
@@ -345,7 +466,38 @@ pub fn workload_line(results: &Results) -> String {
             true => String::new(),
             false => format!(", heartbeat {} s", s(w.heartbeat_seconds)),
         },
+        match w.network == Network::default() {
+            true => String::new(),
+            false => format!("; {}", network_line(&w.network)),
+        },
     )
+}
+
+/// The network in a few words: a short [`Network::describe`] that reads only what the
+/// run saved (`describe` also asks this machine whether it could make a packet link).
+pub fn network_line(n: &Network) -> String {
+    let mut parts = vec![match n.link {
+        LinkKind::Netns => "link: packet link (netns)".to_string(),
+        LinkKind::Relay => "link: relay".to_string(),
+    }];
+    parts.push(format!("RTT {} ms", n.rtt.as_secs_f64() * 1e3));
+    if !n.jitter.is_zero() {
+        let order = if n.reorder { ", may reorder" } else { "" };
+        parts.push(format!("jitter ≤ {} ms{order}", n.jitter.as_secs_f64() * 1e3));
+    }
+    if let Some(rate) = n.bandwidth_bytes_per_second {
+        parts.push(format!("{} kbit/s", rate * 8 / 1000));
+        if n.link == LinkKind::Netns {
+            parts.push(format!("queue {} packets", n.queue_packets));
+        }
+    }
+    // Only the packet link drops packets: a relay's loss is always none.
+    match (n.link, n.loss.is_none()) {
+        (_, false) => parts.push(format!("loss {}", n.loss)),
+        (LinkKind::Netns, true) => parts.push("no loss".into()),
+        (LinkKind::Relay, true) => {}
+    }
+    parts.join(", ")
 }
 
 /// `summary.md`: the setup, the table, and the warnings.
@@ -391,6 +543,7 @@ pub fn sweep_title(runs: &[Results]) -> &'static str {
     let sweep = runs.first().and_then(|r| r.setup.typed_workload().ok()).and_then(|w| w.sweep);
     match sweep {
         Some(Sweep::PollInterval) => "across poll intervals",
+        Some(Sweep::Loss) => "across packet loss rates",
         _ => "across network conditions",
     }
 }
@@ -414,6 +567,19 @@ pub fn conditions(runs: &[Results]) -> String {
         lines.push(cells("p50 / p99", &|t| format!("{} / {}", ms(t.latency.p50_ms), ms(t.latency.p99_ms))));
         lines.push(cells("bytes/message", &|t| bytes(t.traffic.bytes_per_message)));
         lines.push(cells("idle/client/day", &|t| bytes(t.idle.bytes_per_client_per_day)));
+        // The wire, where the runs counted it: under loss, retransmissions are the cost.
+        if runs.iter().any(|r| r.transport(*transport).is_some_and(|t| t.wire.is_some())) {
+            let ip = |t: &TransportResult| match &t.wire {
+                Some(w) => format!("{}{}", mark(w), bytes(w.ip_bytes_per_message)),
+                None => "-".into(),
+            };
+            let lost = |t: &TransportResult| match &t.wire {
+                Some(w) => format!("{}{} / {}", mark(w), w.retransmitted_packets, w.dropped_packets),
+                None => "-".into(),
+            };
+            lines.push(cells("IP bytes/message", &ip));
+            lines.push(cells("retransmitted / dropped", &lost));
+        }
     }
     if transports.contains(&Transport::LongPoll) {
         let mut line = vec!["long_poll in transits (mean, max)".to_string()];
@@ -547,5 +713,165 @@ mod terminal_tests {
         assert!(wrapped.lines().all(|l| l.chars().count() <= 40), "{wrapped}");
         assert!(wrapped.starts_with("  → word"));
         assert!(wrapped.lines().skip(1).all(|l| l.starts_with("    word")));
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod wire_tests {
+    use super::*;
+    use crate::claims::verdicts::build::{of, run};
+    use crate::results::DirectionCount;
+    use Transport::{LongPoll, ShortPoll, Sse, Ws};
+
+    /// Wire figures with `ip` IP bytes per message and `idle` IP bytes per client per
+    /// day; the rest zero.
+    pub(crate) fn wire(source: WireSource, ip: f64, idle: f64) -> Wire {
+        Wire {
+            source,
+            to_server: DirectionCount::default(),
+            to_clients: DirectionCount::default(),
+            ip_bytes_per_message: ip,
+            packets_per_message: 2.5,
+            header_bytes_per_message: 0.0,
+            retransmitted_packets: 7,
+            dropped_packets: 3,
+            idle_ip_bytes_per_client_per_second: idle / 86_400.0,
+            idle_ip_bytes_per_client_per_day: idle,
+            idle_packets_per_client_per_second: 0.0,
+            link_cpu_us_per_packet: None,
+        }
+    }
+
+    /// The measured lab of the packet link: payload and IP bytes per message, idle
+    /// payload and IP bytes per client per day, for short poll, long poll, SSE, ws.
+    const LAB: [(f64, f64, f64, f64); 4] = [
+        (242.0, 273.0, 47.0e6, 74.0e6),
+        (475.0, 643.0, 24.8e6, 38.3e6),
+        (232.0, 342.0, 1.6e6, 10.6e6),
+        (192.0, 314.0, 0.69e6, 14.2e6),
+    ];
+
+    fn lab(source: Option<WireSource>) -> Results {
+        let mut results = run(0.0);
+        for (transport, (payload, ip, idle_payload, idle_ip)) in Transport::ALL.into_iter().zip(LAB) {
+            let t = of(&mut results, transport);
+            t.traffic.bytes_per_message = payload;
+            t.idle.bytes_per_client_per_day = idle_payload;
+            t.wire = source.map(|s| wire(s, ip, idle_ip));
+        }
+        results
+    }
+
+    fn row<'a>(rows: &'a [Row], aspect: &str) -> &'a Row {
+        rows.iter().find(|r| r.aspect.starts_with(aspect)).unwrap_or_else(|| panic!("no {aspect} row"))
+    }
+
+    #[test]
+    fn with_wire_the_efficiency_row_shows_ip_bytes_beside_payload_and_ranks_by_them() {
+        let rows = rows(&lab(Some(WireSource::Counted)));
+        let efficiency = row(&rows, "Efficiency");
+        assert_eq!(efficiency.aspect, "Efficiency (IP bytes per message; payload)");
+        assert_eq!(efficiency.cells, ["273 B (242 B)", "643 B (475 B)", "342 B (232 B)", "314 B (192 B)"]);
+        // By payload ws is cheapest; on the wire short polling is (its ACKs are few).
+        assert_eq!(
+            efficiency.verdict,
+            "IP bytes rank short_poll < ws ≈ sse < long_poll: seed's order does NOT hold"
+        );
+        let idle = row(&rows, "Idle");
+        assert_eq!(idle.cells[0], "74.0 MB (47.0 MB; 0.00 req/s)");
+        assert!(
+            idle.verdict.starts_with("IP bytes rank sse < ws < long_poll < short_poll;"),
+            "{}",
+            idle.verdict
+        );
+        let packets = row(&rows, "Packets");
+        assert_eq!(packets.cells, vec!["2.50 (7 / 3)"; 4]);
+        assert!(packets.verdict.contains("counted"), "{}", packets.verdict);
+    }
+
+    #[test]
+    fn estimated_wire_is_marked() {
+        let results = lab(Some(WireSource::Estimated));
+        let rows = rows(&results);
+        assert_eq!(row(&rows, "Efficiency").cells[3], "~314 B (192 B)");
+        assert!(row(&rows, "Efficiency")
+            .verdict
+            .starts_with("IP bytes (~ estimated from TCP segment counts) rank"));
+        assert!(row(&rows, "Idle").cells[0].starts_with("~74.0 MB"));
+        assert!(row(&rows, "Packets").cells[0].starts_with("~2.50"));
+        assert!(row(&rows, "Packets").verdict.contains("estimated"));
+        assert!(terminal(&results).contains("~314 B (192 B)"));
+    }
+
+    #[test]
+    fn without_wire_on_every_transport_the_rows_stay_on_payload() {
+        let without = rows(&lab(None));
+        assert_eq!(row(&without, "Efficiency").aspect, "Efficiency (wire bytes per message)");
+        assert_eq!(row(&without, "Efficiency").cells[3], "192 B");
+        assert_eq!(
+            row(&without, "Efficiency").verdict,
+            "ws < sse ≈ short_poll < long_poll: seed's order does NOT hold"
+        );
+        assert_eq!(row(&without, "Idle").verdict, "measured idle rate × 86,400 s");
+        assert!(without.iter().all(|r| !r.aspect.starts_with("Packets")));
+        // One transport without: the cost rows do not mix IP bytes and payload, the
+        // packet row says which lacks them.
+        let mut mixed = lab(Some(WireSource::Counted));
+        of(&mut mixed, Sse).wire = None;
+        let mixed = rows(&mixed);
+        assert_eq!(row(&mixed, "Efficiency").cells, row(&without, "Efficiency").cells);
+        assert_eq!(row(&mixed, "Packets").cells[2], "n/a");
+    }
+
+    #[test]
+    fn the_terminal_table_with_wire_fits_100_columns() {
+        let mut results = lab(Some(WireSource::Estimated));
+        // Large figures: compact cells squeeze, then drop the payload, to stay ≤ 17.
+        for (transport, idle) in [(ShortPoll, 312.4e6), (LongPoll, 123.4e6)] {
+            let t = of(&mut results, transport);
+            t.idle.bytes_per_client_per_day = idle / 2.0;
+            t.wire.as_mut().unwrap().idle_ip_bytes_per_client_per_day = idle;
+            t.wire.as_mut().unwrap().retransmitted_packets = 123_456;
+        }
+        of(&mut results, Ws).wire.as_mut().unwrap().idle_ip_bytes_per_client_per_day = 14.2e6;
+        let text = terminal(&results);
+        for line in text.lines() {
+            assert!(line.chars().count() <= TERMINAL_WIDTH, "{} columns: {line}", line.chars().count());
+        }
+        assert!(text.contains("~312.4 MB  ") || text.contains("~312.4 MB\n"), "{text}");
+        assert!(text.contains("~14.2MB (690.0KB)"), "{text}");
+    }
+
+    #[test]
+    fn the_workload_line_names_a_link_that_is_not_the_default() {
+        let mut results = run(0.0);
+        assert!(!workload_line(&results).contains("link:"), "{}", workload_line(&results));
+        let mut w = results.setup.typed_workload().unwrap();
+        w.network.link = LinkKind::Netns;
+        w.network.loss.to_clients.rate = 0.01;
+        results.setup.workload = serde_json::to_value(&w).unwrap();
+        let line = workload_line(&results);
+        assert!(
+            line.ends_with("; link: packet link (netns), RTT 0 ms, loss 0% to the server, 1% to the clients"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn a_loss_sweep_compares_ip_bytes_and_retransmissions() {
+        let mut runs = vec![lab(Some(WireSource::Counted)), lab(None)];
+        let mut w = runs[0].setup.typed_workload().unwrap();
+        w.sweep = Some(Sweep::Loss);
+        w.condition = Some("loss-1%".into());
+        runs[0].setup.workload = serde_json::to_value(&w).unwrap();
+        assert_eq!(sweep_title(&runs), "across packet loss rates");
+        let text = conditions(&runs);
+        let line =
+            |start: &str| text.lines().find(|l| l.starts_with(start)).unwrap_or_else(|| panic!("{text}"));
+        assert!(line("ws IP bytes/message").contains("314 B"), "{text}");
+        assert!(line("ws IP bytes/message").trim_end().ends_with('-'), "{text}");
+        assert!(line("ws retransmitted / dropped").contains("7 / 3"), "{text}");
+        // Without wire anywhere, no such rows.
+        assert!(!conditions(&[lab(None)]).contains("IP bytes"));
     }
 }

@@ -8,7 +8,8 @@ use pushlab_protocol::Transport;
 
 use crate::claims::{Evidence, Experiments};
 use crate::results::{
-    Delivery, Idle, Latency, LoadgenCost, Machine, Results, Setup, Traffic, TransportResult, Upstream,
+    Delivery, Idle, Latency, LoadgenCost, Machine, Results, Setup, Traffic, TransportResult, Upstream, Wire,
+    WireSource,
 };
 
 /// One transport's result with every figure at zero.
@@ -71,6 +72,25 @@ pub(crate) fn transport(transport: Transport) -> TransportResult {
         },
         wire: None,
         reference_client: None,
+    }
+}
+
+/// Wire figures as the packet link counts them, zero but for the three the verdicts
+/// read: IP bytes and packets per delivered message, idle IP bytes per client per day.
+pub(crate) fn counted_wire(ip_bytes_per_message: f64, packets_per_message: f64, idle_per_day: f64) -> Wire {
+    Wire {
+        source: WireSource::Counted,
+        to_server: Default::default(),
+        to_clients: Default::default(),
+        ip_bytes_per_message,
+        packets_per_message,
+        header_bytes_per_message: 0.0,
+        retransmitted_packets: 0,
+        dropped_packets: 0,
+        idle_ip_bytes_per_client_per_second: idle_per_day / 86_400.0,
+        idle_ip_bytes_per_client_per_day: idle_per_day,
+        idle_packets_per_client_per_second: 0.0,
+        link_cpu_us_per_packet: None,
     }
 }
 

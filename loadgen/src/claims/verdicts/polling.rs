@@ -2,7 +2,9 @@
 
 use pushlab_protocol::Transport::ShortPoll;
 
-use super::{need, table, Basis, Claim, Finding, Kind, Lacks, SEGMENT_HEADER_BYTES};
+use super::{
+    capitalise, counted, need, table, Basis, Claim, Finding, Kind, Lacks, ON_THE_WIRE, SEGMENT_HEADER_BYTES,
+};
 use crate::claims::{rtt_ms, workload, Evidence};
 use crate::report::{bytes, ms};
 
@@ -63,11 +65,15 @@ pub(super) const C8: Claim = Claim {
 const C8_SEGMENTS_PER_POLL: [f64; 2] = [3.0, 4.0];
 
 /// Holds if an idle poller's bytes per day are within [`C8_TOLERANCE`] of 86.4 MB;
-/// otherwise conditional (on header size: the cost is linear in it). The counters see
-/// TCP payload only; the summary adds an estimate, labelled so, of the packet headers
-/// and ACKs that a figure taken from a network interface would include.
+/// otherwise conditional (on header size: the cost is linear in it). With counted wire
+/// figures those are the bytes compared (whole IP packets, what a network interface
+/// sees), payload stated beside them. Without, the counters see TCP payload only and the
+/// summary adds an estimate, labelled so, of the packet headers and ACKs.
 fn c8(e: &Evidence) -> Result<Finding, Lacks> {
     let sp = need(&e.lab, ShortPoll)?;
+    if let Some(wire) = counted(sp) {
+        return Ok(c8_on_the_wire(sp, wire));
+    }
     let per_day = sp.idle.bytes_per_client_per_day;
     let polls_per_second = sp.idle.requests_per_client_per_second.max(1e-9);
     let per_poll = sp.idle.bytes_per_client_per_second / polls_per_second;
@@ -98,6 +104,40 @@ fn c8(e: &Evidence) -> Result<Finding, Lacks> {
         ),
         figures: String::new(),
     })
+}
+
+/// C8 from counted wire figures: the claim against whole IP packets, payload beside.
+fn c8_on_the_wire(sp: &crate::results::TransportResult, wire: &crate::results::Wire) -> Finding {
+    let claimed = C8_CLAIMED_BYTES_PER_DAY;
+    let per_day = wire.idle_ip_bytes_per_client_per_day;
+    let payload = sp.idle.bytes_per_client_per_day;
+    let polls_per_second = sp.idle.requests_per_client_per_second.max(1e-9);
+    let kind = if (per_day / claimed - 1.0).abs() <= C8_TOLERANCE { Kind::Holds } else { Kind::Conditional };
+    let reading = if kind == Kind::Holds {
+        "So the claim holds counted as whole packets, as a network interface counts them; counted as TCP payload \
+         it would need headers about twice pushlab's (cookies, long user agents, tracing headers)"
+    } else {
+        "So even counted as whole packets the claim does not match pushlab's headers"
+    };
+    Finding {
+        kind,
+        summary: format!(
+            "{}: an idle short poller costs {} per client per second, {} per day: {:.0} % of the claim, at {:.1} \
+             packets per poll. Of that, TCP payload (HTTP heads and bodies) is {} per day ({:.0} % of the claim; {} \
+             per empty poll exchange), and IP and TCP headers and ACKs are the rest, {} per day. {reading}: the \
+             cost is linear in header bytes.",
+            capitalise(ON_THE_WIRE),
+            bytes(wire.idle_ip_bytes_per_client_per_second),
+            bytes(per_day),
+            100.0 * per_day / claimed,
+            wire.idle_packets_per_client_per_second / polls_per_second,
+            bytes(payload),
+            100.0 * payload / claimed,
+            bytes(sp.idle.bytes_per_client_per_second / polls_per_second),
+            bytes((per_day - payload).max(0.0)),
+        ),
+        figures: String::new(),
+    }
 }
 
 /// C9's figure: "500 ms average".
@@ -146,7 +186,7 @@ fn c9(e: &Evidence) -> Result<Finding, Lacks> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::build::{evidence, of};
+    use super::super::build::{counted_wire, evidence, of};
     use super::*;
 
     #[test]
@@ -177,6 +217,48 @@ mod tests {
             of(&mut e.lab, ShortPoll).idle.bytes_per_client_per_day = per_day;
             assert_eq!(c8(&e).unwrap().kind, kind, "{per_day} B/day");
         }
+    }
+
+    #[test]
+    fn c8_compares_counted_wire_bytes_with_the_claim_and_states_payload() {
+        let mut e = evidence();
+        let claimed = C8_CLAIMED_BYTES_PER_DAY;
+        let sp = of(&mut e.lab, ShortPoll);
+        // Payload far below the claim: only the wire decides.
+        sp.idle.bytes_per_client_per_day = 47.0e6;
+        sp.idle.requests_per_client_per_second = 2.0;
+        for (per_day, kind) in [
+            (claimed * (1.0 - C8_TOLERANCE) + 1.0, Kind::Holds),
+            (claimed * (1.0 + C8_TOLERANCE) - 1.0, Kind::Holds),
+            (claimed * (1.0 - C8_TOLERANCE) - 1.0, Kind::Conditional),
+            (claimed * (1.0 + C8_TOLERANCE) + 1.0, Kind::Conditional),
+        ] {
+            of(&mut e.lab, ShortPoll).wire = Some(counted_wire(0.0, 0.0, per_day));
+            assert_eq!(c8(&e).unwrap().kind, kind, "{per_day} B/day");
+        }
+        of(&mut e.lab, ShortPoll).wire = Some(counted_wire(273.0, 0.6, 74.0e6));
+        let summary = c8(&e).unwrap().summary;
+        assert!(summary.starts_with("Measured on the wire (IP bytes, every packet counted"), "{summary}");
+        assert!(summary.contains("74.0 MB per day: 86 % of the claim"), "{summary}");
+        assert!(
+            summary.contains("TCP payload (HTTP heads and bodies) is 47.0 MB per day (54 %"),
+            "{summary}"
+        );
+        assert!(!summary.contains("estimate"), "{summary}");
+    }
+
+    #[test]
+    fn c8_keeps_its_labelled_estimate_without_counted_wire() {
+        let mut e = evidence();
+        of(&mut e.lab, ShortPoll).idle.bytes_per_client_per_day = 47.0e6;
+        let without = c8(&e).unwrap();
+        assert!(without.summary.contains("an estimate, not measured"), "{}", without.summary);
+        // The relay's figures are estimates too: the verdict is as without them.
+        let mut relay = counted_wire(273.0, 0.6, 86.4e6);
+        relay.source = crate::results::WireSource::Estimated;
+        of(&mut e.lab, ShortPoll).wire = Some(relay);
+        let estimated = c8(&e).unwrap();
+        assert_eq!((estimated.kind, estimated.summary), (without.kind, without.summary));
     }
 
     #[test]

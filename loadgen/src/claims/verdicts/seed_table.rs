@@ -5,7 +5,7 @@
 
 use pushlab_protocol::Transport::{LongPoll, ShortPoll, Sse, Ws};
 
-use super::{need, table, Basis, Claim, Finding, Kind, Lacks};
+use super::{all_counted, counted, need, table, Basis, Claim, Finding, Kind, Lacks, ON_THE_WIRE};
 use crate::claims::{rtt_ms, workload, Evidence};
 use crate::complexity::reference_client;
 use crate::report::table::{ranking, SeedOrder, TIE};
@@ -97,26 +97,46 @@ pub(super) const C2: Claim = Claim {
 };
 
 /// Holds if the seed's order holds both per delivered message and per idle day;
-/// conditional if only when idle (messages rare); otherwise it does not hold.
+/// conditional if only when idle (messages rare); otherwise it does not hold. Ranked by
+/// IP bytes when the packet link counted every transport of the lab run (what the
+/// network carries), else by TCP payload (runs made before it).
 fn c2(e: &Evidence) -> Result<Finding, Lacks> {
     let l = &e.lab;
-    let (per_message, per_message_order) =
-        ranking(l, |t| t.traffic.bytes_per_message, [Ws, LongPoll, ShortPoll]);
-    let (idle, idle_order) = ranking(l, |t| t.idle.bytes_per_client_per_day, [Ws, LongPoll, ShortPoll]);
+    let wired = all_counted(l);
+    let per_message_of = |t: &TransportResult| {
+        counted(t).filter(|_| wired).map_or(t.traffic.bytes_per_message, |w| w.ip_bytes_per_message)
+    };
+    let idle_of = |t: &TransportResult| {
+        counted(t)
+            .filter(|_| wired)
+            .map_or(t.idle.bytes_per_client_per_day, |w| w.idle_ip_bytes_per_client_per_day)
+    };
+    let (per_message, per_message_order) = ranking(l, per_message_of, [Ws, LongPoll, ShortPoll]);
+    let (idle, idle_order) = ranking(l, idle_of, [Ws, LongPoll, ShortPoll]);
     let mut rows = Vec::new();
     for tr in [ShortPoll, LongPoll, Sse, Ws] {
         let x = need(l, tr)?;
         let mut by_rtt = Vec::new();
         for r in &e.network {
-            by_rtt.push(format!("{} @ {} ms", bytes(need(r, tr)?.traffic.bytes_per_message), rtt_ms(r)));
+            // Each run's own measure: wire only where that run counted its packets.
+            let y = need(r, tr)?;
+            let cell = match (wired, counted(y)) {
+                (true, Some(w)) => format!("{} (wire)", bytes(w.ip_bytes_per_message)),
+                _ => bytes(y.traffic.bytes_per_message),
+            };
+            by_rtt.push(format!("{cell} @ {} ms", rtt_ms(r)));
         }
-        rows.push(vec![
-            tr.name().to_string(),
-            bytes(x.traffic.bytes_per_message),
-            format!("{:.2}", x.traffic.requests_per_message),
-            bytes(x.idle.bytes_per_client_per_day),
-            by_rtt.join(", "),
-        ]);
+        let mut row = vec![tr.name().to_string(), bytes(per_message_of(x))];
+        if wired {
+            row.push(bytes(x.traffic.bytes_per_message));
+        }
+        row.push(format!("{:.2}", x.traffic.requests_per_message));
+        row.push(bytes(idle_of(x)));
+        if wired {
+            row.push(bytes(x.idle.bytes_per_client_per_day));
+        }
+        row.push(by_rtt.join(", "));
+        rows.push(row);
     }
     let (kind, summary) = match (per_message_order, idle_order) {
         (SeedOrder::Holds, SeedOrder::Holds) => {
@@ -134,20 +154,32 @@ fn c2(e: &Evidence) -> Result<Finding, Lacks> {
         ),
         _ => (Kind::DoesNotHold, format!("Per message: {per_message}; idle: {idle}.")),
     };
-    Ok(Finding {
-        kind,
-        summary,
-        figures: table(
-            &[
+    let (summary, headers) = if wired {
+        (
+            summary + &format!(" Ranked by IP bytes {ON_THE_WIRE}; TCP payload is beside them in the table."),
+            vec![
+                "transport",
+                "IP bytes per message (wire)",
+                "TCP payload per message",
+                "requests per message",
+                "idle IP bytes per client per day (wire)",
+                "idle TCP payload per client per day",
+                "bytes per message by RTT",
+            ],
+        )
+    } else {
+        (
+            summary,
+            vec![
                 "transport",
                 "wire bytes per message",
                 "requests per message",
                 "idle cost per client per day",
                 "bytes per message by RTT",
             ],
-            rows,
-        ),
-    })
+        )
+    };
+    Ok(Finding { kind, summary, figures: table(&headers, rows) })
 }
 
 pub(super) const C3: Claim = Claim {
@@ -272,7 +304,7 @@ fn c5(e: &Evidence) -> Result<Finding, Lacks> {
 mod tests {
     use pushlab_protocol::Transport;
 
-    use super::super::build::{evidence, of};
+    use super::super::build::{counted_wire, evidence, of};
     use super::*;
     use crate::results::Results;
 
@@ -317,6 +349,39 @@ mod tests {
         // Wrong way round when idle too.
         set(&mut e.lab, [1e6, 2e6, 3e6], |t| &mut t.idle.bytes_per_client_per_day);
         assert_eq!(c2(&e).unwrap().kind, Kind::DoesNotHold);
+    }
+
+    #[test]
+    fn c2_ranks_by_counted_wire_bytes_when_every_transport_has_them() {
+        let mut e = evidence();
+        // Payload in the seed's order; the wire (the quick lab's figures) not.
+        set(&mut e.lab, [300.0, 200.0, 100.0], |t| &mut t.traffic.bytes_per_message);
+        set(&mut e.lab, [3e6, 2e6, 1e6], |t| &mut t.idle.bytes_per_client_per_day);
+        assert_eq!(c2(&e).unwrap().kind, Kind::Holds);
+        for (tr, per_message, packets, idle) in [
+            (ShortPoll, 273.0, 0.60, 74.0e6),
+            (LongPoll, 643.0, 3.11, 20.0e6),
+            (Sse, 342.0, 2.18, 10.6e6),
+            (Ws, 314.0, 2.36, 14.2e6),
+        ] {
+            of(&mut e.lab, tr).wire = Some(counted_wire(per_message, packets, idle));
+        }
+        let finding = c2(&e).unwrap();
+        assert_eq!(finding.kind, Kind::Conditional, "{}", finding.summary);
+        assert!(finding.summary.contains("(short_poll < ws ≈ sse < long_poll)"), "{}", finding.summary);
+        assert!(finding.summary.contains("sse < ws < long_poll < short_poll"), "{}", finding.summary);
+        assert!(finding.summary.contains("Ranked by IP bytes measured on the wire"), "{}", finding.summary);
+        assert!(finding.figures.contains("| short_poll | 273 B | 300 B |"), "{}", finding.figures);
+        // One transport without counted wire: payload ranks, as in runs made before.
+        of(&mut e.lab, Ws).wire = None;
+        let finding = c2(&e).unwrap();
+        assert_eq!(finding.kind, Kind::Holds);
+        assert!(!finding.summary.contains("wire"), "{}", finding.summary);
+        assert!(
+            finding.figures.starts_with("| transport | wire bytes per message | requests"),
+            "{}",
+            finding.figures
+        );
     }
 
     #[test]

@@ -4,11 +4,13 @@
 use pushlab_protocol::Transport::{LongPoll, ShortPoll, Sse, Ws};
 
 use super::{
-    need, overhead_per_message, pct, table, Basis, Claim, Finding, Kind, Lacks, SEGMENT_HEADER_BYTES,
+    all_counted, capitalise, counted, need, overhead_per_message, pct, table, Basis, Claim, Finding, Kind,
+    Lacks, ON_THE_WIRE, SEGMENT_HEADER_BYTES,
 };
 use crate::claims::{clients, rtt_ms, workload, Evidence};
 use crate::report::table::{ranking, TIE};
 use crate::report::{bytes, ms};
+use crate::results::{TransportResult, Wire};
 
 pub(super) const C6: Claim = Claim {
     id: "C6",
@@ -38,11 +40,25 @@ fn c6(e: &Evidence) -> Result<Finding, Lacks> {
             ]
         })
         .collect();
+    // The verdict stays on payload: the claim is about WebSocket's protocol, and TCP/IP's
+    // headers are the same for all four. What the packets add is said beside it.
+    let on_the_wire = match (all_counted(&e.lab), counted(need(&e.lab, Ws)?), counted(need(&e.lab, ShortPoll)?)) {
+        (true, Some(ws_wire), Some(sp_wire)) => format!(
+            " Counting whole packets, {ON_THE_WIRE}, the order of IP bytes per message is {}: WebSocket's {} in \
+             {:.2} packets against short polling's {} in {:.2}, each message in a segment of its own, ACKed alone.",
+            ranking(&e.lab, |t| counted(t).map_or(f64::NAN, |w| w.ip_bytes_per_message), [Ws, LongPoll, ShortPoll]).0,
+            bytes(ws_wire.ip_bytes_per_message),
+            ws_wire.packets_per_message,
+            bytes(sp_wire.ip_bytes_per_message),
+            sp_wire.packets_per_message,
+        ),
+        _ => String::new(),
+    };
     Ok(Finding {
         kind: if ws <= smallest * (1.0 + TIE) { Kind::Holds } else { Kind::DoesNotHold },
         summary: format!(
             "WebSocket adds {} per delivered message beyond the message itself (frame header, heartbeats), the \
-             least of the four: {text}.",
+             least of the four: {text}.{on_the_wire}",
             bytes(ws)
         ),
         figures: table(&["transport", "message JSON", "overhead per message (both ways)", "payload share of the wire"], rows),
@@ -179,14 +195,12 @@ fn thousands(n: u64) -> String {
     out
 }
 
-fn capitalise(text: &str) -> String {
-    let mut chars = text.chars();
-    chars.next().map_or(String::new(), |first| first.to_uppercase().collect::<String>() + chars.as_str())
-}
-
 /// Segments per WebSocket message in C11's packet estimate: the message's own and the
 /// client's ACK of it.
 const C11_WS_SEGMENTS_PER_MESSAGE: f64 = 2.0;
+
+/// C11's bandwidth claim, read against counted wire figures: 99 % fewer IP bytes.
+const C11_LESS_BANDWIDTH: f64 = 0.99;
 
 /// C11's latency claim: WebSocket's mean latency at least 90 % below short polling's.
 const C11_LESS_LATENCY: f64 = 0.9;
@@ -201,9 +215,26 @@ pub(super) const C11: Claim = Claim {
 };
 
 /// Editorial: the claim makes two promises, and the verdict reads which holds when
-/// (bandwidth: idle yes, busy no). The figures are computed; only the latency sentence
-/// follows them.
+/// (bandwidth: idle yes, busy no). The figures are computed; the latency sentence
+/// follows them, and so does the bandwidth one when the lab run's wire was counted.
 fn c11(e: &Evidence) -> Result<Finding, Lacks> {
+    // The table's bytes are the wire's only if every run's two transports were counted,
+    // so its rows compare like with like.
+    let both = |r: &crate::results::Results| -> Result<bool, Lacks> {
+        Ok(counted(need(r, ShortPoll)?).is_some() && counted(need(r, Ws)?).is_some())
+    };
+    let mut wired = both(&e.lab)?;
+    for r in &e.network {
+        wired &= both(r)?;
+    }
+    let per_message = |t: &TransportResult| {
+        counted(t).filter(|_| wired).map_or(t.traffic.bytes_per_message, |w| w.ip_bytes_per_message)
+    };
+    let per_day = |t: &TransportResult| {
+        counted(t)
+            .filter(|_| wired)
+            .map_or(t.idle.bytes_per_client_per_day, |w| w.idle_ip_bytes_per_client_per_day)
+    };
     let mut rows = Vec::new();
     let mut latency_ok = Vec::new();
     for r in &e.network {
@@ -212,15 +243,46 @@ fn c11(e: &Evidence) -> Result<Finding, Lacks> {
         latency_ok.push(less_latency >= C11_LESS_LATENCY);
         rows.push(vec![
             format!("{} ms", rtt_ms(r)),
-            pct(1.0 - ws.traffic.bytes_per_message / sp.traffic.bytes_per_message),
-            pct(1.0 - ws.idle.bytes_per_client_per_day / sp.idle.bytes_per_client_per_day),
+            pct(1.0 - per_message(ws) / per_message(sp)),
+            pct(1.0 - per_day(ws) / per_day(sp)),
             pct(less_latency),
         ]);
     }
     let (sp, ws) = (need(&e.lab, ShortPoll)?, need(&e.lab, Ws)?);
+    let all_latency = latency_ok.iter().all(|&ok| ok);
+    let mut conditions = match (counted(sp), counted(ws)) {
+        (Some(sp_wire), Some(ws_wire)) => c11_bandwidth_on_the_wire(e, sp_wire, ws_wire),
+        _ => c11_bandwidth_estimated(e, sp, ws),
+    };
+    conditions.push(if all_latency {
+        "\"90 % less latency\" holds at every RTT measured".to_string()
+    } else {
+        "\"90 % less latency\" holds on a short round trip, not a long one (the transit is the same for both)"
+            .to_string()
+    });
+    Ok(Finding {
+        kind: Kind::Conditional,
+        summary: conditions.join("; ") + ".",
+        figures: table(
+            &match wired {
+                true => [
+                    "RTT",
+                    "less IP bytes per message (wire)",
+                    "less idle IP bytes per day (wire)",
+                    "less mean latency",
+                ],
+                false => ["RTT", "less bytes per message", "less idle bytes per day", "less mean latency"],
+            },
+            rows,
+        ),
+    })
+}
+
+/// C11's bandwidth sentences from the load generator's counters (TCP payload), with a
+/// labelled estimate of the packets: for runs without counted wire figures.
+fn c11_bandwidth_estimated(e: &Evidence, sp: &TransportResult, ws: &TransportResult) -> Vec<String> {
     let active = 1.0 - ws.traffic.bytes_per_message / sp.traffic.bytes_per_message;
     let idle = 1.0 - ws.idle.bytes_per_client_per_day / sp.idle.bytes_per_client_per_day;
-    let all_latency = latency_ok.iter().all(|&ok| ok);
     // The estimate of whole packets per delivered message (labelled so): WebSocket sends
     // each message in a segment of its own, ACKed alone (at the lab's 10 msg/s they are
     // 100 ms apart, longer than the 40 ms delayed-ACK timer); a poller's segments
@@ -246,20 +308,48 @@ fn c11(e: &Evidence) -> Result<Finding, Lacks> {
         bytes(sp_high),
         if ws_packets < sp_low * (1.0 - TIE) { "cheaper" } else { "not cheaper than the 500 ms poller at this rate" }
     ));
-    conditions.push(if all_latency {
-        "\"90 % less latency\" holds at every RTT measured".to_string()
-    } else {
-        "\"90 % less latency\" holds on a short round trip, not a long one (the transit is the same for both)"
-            .to_string()
-    });
-    Ok(Finding {
-        kind: Kind::Conditional,
-        summary: conditions.join("; ") + ".",
-        figures: table(
-            &["RTT", "less bytes per message", "less idle bytes per day", "less mean latency"],
-            rows,
+    conditions
+}
+
+/// C11's bandwidth sentences from counted wire figures: whole IP packets, headers and
+/// ACKs included, so no estimate is needed.
+fn c11_bandwidth_on_the_wire(e: &Evidence, sp: &Wire, ws: &Wire) -> Vec<String> {
+    let w = workload(&e.lab);
+    let idle = 1.0 - ws.idle_ip_bytes_per_client_per_day / sp.idle_ip_bytes_per_client_per_day;
+    let active = 1.0 - ws.ip_bytes_per_message / sp.ip_bytes_per_message;
+    let (idle_ok, active_ok) = (idle >= C11_LESS_BANDWIDTH, active >= C11_LESS_BANDWIDTH);
+    vec![
+        format!(
+            "\"99 % less bandwidth\" {} for an idle stream, {ON_THE_WIRE}: {} ({} against {} per client per day, \
+             WebSocket's heartbeat every {} s included)",
+            if idle_ok { "holds" } else { "does not hold even" },
+            less_or_more(idle),
+            bytes(ws.idle_ip_bytes_per_client_per_day),
+            bytes(sp.idle_ip_bytes_per_client_per_day),
+            w.heartbeat_seconds.as_secs_f64(),
         ),
-    })
+        format!(
+            "{} while messages flow at {} msg/s: a WebSocket message costs {} of IP packets ({:.2} packets) against \
+             the poller's {} ({:.2} packets), {} (each WebSocket message goes in a segment of its own, ACKed alone; \
+             a poll's packets are shared by the messages it carries)",
+            if active_ok { "and it holds" } else { "not" },
+            w.rate_per_second,
+            bytes(ws.ip_bytes_per_message),
+            ws.packets_per_message,
+            bytes(sp.ip_bytes_per_message),
+            sp.packets_per_message,
+            less_or_more(active),
+        ),
+    ]
+}
+
+/// `0.8` → "80.0 % less", `-0.15` → "15.0 % more".
+fn less_or_more(saved: f64) -> String {
+    if saved >= 0.0 {
+        format!("{} less", pct(saved))
+    } else {
+        format!("{} more", pct(-saved))
+    }
 }
 
 /// C12's claimed cost of one message, bytes.
@@ -281,6 +371,9 @@ pub(super) const C12: Claim = Claim {
 /// [`C12_TOLERANCE`] of 1 KB.
 fn c12(e: &Evidence) -> Result<Finding, Lacks> {
     let ws = need(&e.lab, Ws)?;
+    if let Some(wire) = counted(ws) {
+        return Ok(c12_on_the_wire(e, ws, wire));
+    }
     let per_message = ws.traffic.bytes_per_message;
     Ok(Finding {
         kind: if (per_message / C12_CLAIMED_BYTES - 1.0).abs() <= C12_TOLERANCE {
@@ -298,6 +391,32 @@ fn c12(e: &Evidence) -> Result<Finding, Lacks> {
         ),
         figures: String::new(),
     })
+}
+
+/// C12 from counted wire figures: what a message costs is its IP packets, payload beside.
+fn c12_on_the_wire(e: &Evidence, ws: &TransportResult, wire: &Wire) -> Finding {
+    let per_message = wire.ip_bytes_per_message;
+    Finding {
+        kind: if (per_message / C12_CLAIMED_BYTES - 1.0).abs() <= C12_TOLERANCE {
+            Kind::Holds
+        } else {
+            Kind::DoesNotHold
+        },
+        summary: format!(
+            "{}: {} of IP packets ({:.2} packets) per delivered message for a {}-byte payload. Of it, TCP payload is \
+             {}: the message JSON ({}) plus {} of frame header and heartbeats; the rest is IP and TCP headers and \
+             ACKs. A WebSocket message costs its own size plus a few bytes and its packets' headers; 1 KB is the \
+             cost of a 1 KB message.",
+            capitalise(ON_THE_WIRE),
+            bytes(per_message),
+            wire.packets_per_message,
+            workload(&e.lab).payload_bytes,
+            bytes(ws.traffic.bytes_per_message),
+            bytes(ws.traffic.message_bytes),
+            bytes(overhead_per_message(ws))
+        ),
+        figures: String::new(),
+    }
 }
 
 pub(super) const C14: Claim = Claim {
@@ -370,8 +489,80 @@ fn c14(e: &Evidence) -> Result<Finding, Lacks> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::build::{evidence, of};
+    use super::super::build::{counted_wire, evidence, of};
     use super::*;
+    use crate::results::Results;
+
+    /// The quick lab's wire figures, counted, on every transport of `run`.
+    fn counted_quick_lab(run: &mut Results) {
+        for (tr, per_message, packets, idle) in [
+            (ShortPoll, 273.0, 0.60, 74.0e6),
+            (LongPoll, 643.0, 3.11, 20.0e6),
+            (Sse, 342.0, 2.18, 10.6e6),
+            (Ws, 314.0, 2.36, 14.2e6),
+        ] {
+            of(run, tr).wire = Some(counted_wire(per_message, packets, idle));
+        }
+    }
+
+    #[test]
+    fn c11_bandwidth_follows_counted_wire_and_keeps_its_estimate_without() {
+        let mut e = evidence();
+        for r in std::iter::once(&mut e.lab).chain(&mut e.network) {
+            of(r, ShortPoll).traffic.bytes_per_message = 242.0;
+            of(r, Ws).traffic.bytes_per_message = 192.0;
+        }
+        let without = c11(&e).unwrap().summary;
+        assert!(without.contains("an estimate, not measured"), "{without}");
+        for r in std::iter::once(&mut e.lab).chain(&mut e.network) {
+            counted_quick_lab(r);
+        }
+        let finding = c11(&e).unwrap();
+        assert_eq!(finding.kind, Kind::Conditional);
+        let s = &finding.summary;
+        assert!(!s.contains("estimate"), "{s}");
+        assert!(s.contains("does not hold even for an idle stream, measured on the wire (IP bytes"), "{s}");
+        assert!(s.contains("80.8 % less (14.2 MB against 74.0 MB per client per day"), "{s}");
+        assert!(
+            s.contains(
+                "314 B of IP packets (2.36 packets) against the poller's 273 B (0.60 packets), 15.0 % more"
+            ),
+            "{s}"
+        );
+        assert!(finding.figures.contains("less IP bytes per message (wire)"), "{}", finding.figures);
+        // 99 % less when idle holds once WebSocket's idle wire is small enough.
+        of(&mut e.lab, Ws).wire = Some(counted_wire(314.0, 2.36, 0.5e6));
+        assert!(c11(&e).unwrap().summary.contains("\"99 % less bandwidth\" holds for an idle stream"));
+    }
+
+    #[test]
+    fn c6_and_c12_say_what_counted_packets_add() {
+        let mut e = evidence();
+        of(&mut e.lab, Ws).traffic.bytes_per_message = 192.0;
+        let (c6_without, c12_without) = (c6(&e).unwrap(), c12(&e).unwrap());
+        assert!(!c6_without.summary.contains("wire"), "{}", c6_without.summary);
+        assert!(
+            c12_without.summary.starts_with("Measured 192 B per delivered message"),
+            "{}",
+            c12_without.summary
+        );
+        counted_quick_lab(&mut e.lab);
+        let finding = c6(&e).unwrap();
+        assert_eq!(finding.kind, c6_without.kind, "the verdict stays on payload");
+        assert!(
+            finding.summary.contains("IP bytes per message is short_poll < ws ≈ sse < long_poll"),
+            "{}",
+            finding.summary
+        );
+        let finding = c12(&e).unwrap();
+        assert_eq!(finding.kind, Kind::DoesNotHold);
+        assert!(finding.summary.starts_with("Measured on the wire (IP bytes"), "{}", finding.summary);
+        assert!(finding.summary.contains("314 B of IP packets (2.36 packets)"), "{}", finding.summary);
+        assert!(finding.summary.contains("TCP payload is 192 B"), "{}", finding.summary);
+        // A counted kilobyte holds, whatever the payload.
+        of(&mut e.lab, Ws).wire = Some(counted_wire(C12_CLAIMED_BYTES, 2.0, 0.0));
+        assert_eq!(c12(&e).unwrap().kind, Kind::Holds);
+    }
 
     #[test]
     fn c6_holds_while_websocket_is_within_a_tie_of_the_least_overhead() {
