@@ -212,6 +212,10 @@ pub struct Wire {
     /// CPU of the link's own threads per packet it moved, µs (packet link only): the
     /// link must never be what is measured.
     pub link_cpu_us_per_packet: Option<f64>,
+    /// Of it, in the kernel, µs: mostly the receiving end's TCP/IP work, which a write
+    /// into a TUN device does on the writer's thread. Absent in runs made before it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_system_cpu_us_per_packet: Option<f64>,
 }
 
 /// Where the [`Wire`] figures come from.

@@ -339,10 +339,9 @@ fn wire(w: &Workload, r: &Recorded) -> Option<Wire> {
         idle_ip_bytes_per_client_per_second: per_client_second(idle_both.ip_bytes),
         idle_ip_bytes_per_client_per_day: per_client_second(idle_both.ip_bytes) * 86_400.0,
         idle_packets_per_client_per_second: per_client_second(idle_both.packets),
-        link_cpu_us_per_packet: link_cpu.map(|l| {
-            let packets = l.to_server.packets + l.to_clients.packets;
-            l.cpu_seconds * 1e6 / packets.max(1) as f64
-        }),
+        link_cpu_us_per_packet: link_cpu.map(|l| l.cpu_seconds * 1e6 / l.packets().max(1) as f64),
+        link_system_cpu_us_per_packet: link_cpu
+            .map(|l| l.system_cpu_seconds * 1e6 / l.packets().max(1) as f64),
     })
 }
 

@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 
 use nix::poll::{PollFd, PollFlags};
 use nix::sys::time::TimeSpec;
-use nix::time::ClockId;
 use serde::{Deserialize, Serialize};
 
 use super::loss::{Dropper, Loss};
@@ -103,6 +102,8 @@ struct Counters {
     dropped_by_queue: AtomicU64,
     /// The thread's CPU time, ns, updated every few hundred packets and when idle.
     cpu_ns: AtomicU64,
+    /// Of it, in the kernel, ns.
+    system_cpu_ns: AtomicU64,
 }
 
 impl Counters {
@@ -131,15 +132,24 @@ pub struct LinkSnapshot {
     pub to_clients: DirectionCount,
     /// CPU seconds the link's threads have used.
     pub cpu_seconds: f64,
+    /// Of it, in the kernel: mostly the receiving end's TCP/IP work, which a TUN write
+    /// runs on the writer's thread (on a real network the receiver's machine does it).
+    pub system_cpu_seconds: f64,
 }
 
 impl LinkSnapshot {
+    /// Packets both ways.
+    pub fn packets(&self) -> u64 {
+        self.to_server.packets + self.to_clients.packets
+    }
+
     /// What happened between `earlier` and `self`.
     pub fn since(&self, earlier: &LinkSnapshot) -> LinkSnapshot {
         LinkSnapshot {
             to_server: self.to_server.since(&earlier.to_server),
             to_clients: self.to_clients.since(&earlier.to_clients),
             cpu_seconds: self.cpu_seconds - earlier.cpu_seconds,
+            system_cpu_seconds: self.system_cpu_seconds - earlier.system_cpu_seconds,
         }
     }
 }
@@ -194,12 +204,15 @@ impl Link {
 
     /// The counters now.
     pub fn snapshot(&self) -> LinkSnapshot {
-        let cpu =
-            self.to_server.cpu_ns.load(Ordering::Relaxed) + self.to_clients.cpu_ns.load(Ordering::Relaxed);
+        let both = |c: fn(&Counters) -> &AtomicU64| {
+            (c(&self.to_server).load(Ordering::Relaxed) + c(&self.to_clients).load(Ordering::Relaxed)) as f64
+                / 1e9
+        };
         LinkSnapshot {
             to_server: self.to_server.snapshot(),
             to_clients: self.to_clients.snapshot(),
-            cpu_seconds: cpu as f64 / 1e9,
+            cpu_seconds: both(|c| &c.cpu_ns),
+            system_cpu_seconds: both(|c| &c.system_cpu_ns),
         }
     }
 }
@@ -304,7 +317,7 @@ impl Pipe {
             let readable = waiter.wait_until(&*self.from, next_due);
             if !readable {
                 // Only a timer woke us: record the CPU time now, while it costs nothing.
-                self.counters.cpu_ns.store(thread_cpu_ns(), Ordering::Relaxed);
+                self.counters.record_cpu();
             }
             // Read what is waiting, up to a batch.
             for _ in 0..READ_BATCH * usize::from(readable) {
@@ -370,7 +383,7 @@ impl Pipe {
             }
             if since_cpu_update >= 256 {
                 since_cpu_update = 0;
-                self.counters.cpu_ns.store(thread_cpu_ns(), Ordering::Relaxed);
+                self.counters.record_cpu();
             }
             spare.truncate(1024);
         }
@@ -461,10 +474,16 @@ impl Waiter {
     }
 }
 
-/// This thread's CPU time, ns.
-fn thread_cpu_ns() -> u64 {
-    nix::time::clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
-        .map_or(0, |t| Duration::from(t).as_nanos() as u64)
+impl Counters {
+    /// Stores the calling thread's CPU time, user and system (µs resolution).
+    fn record_cpu(&self) {
+        use nix::sys::resource::{getrusage, UsageWho};
+        let Ok(usage) = getrusage(UsageWho::RUSAGE_THREAD) else { return };
+        let ns = |t: nix::sys::time::TimeVal| (t.tv_sec() as u64 * 1_000_000 + t.tv_usec() as u64) * 1000;
+        let system = ns(usage.system_time());
+        self.system_cpu_ns.store(system, Ordering::Relaxed);
+        self.cpu_ns.store(ns(usage.user_time()) + system, Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]

@@ -739,6 +739,7 @@ pub(crate) mod wire_tests {
             idle_ip_bytes_per_client_per_day: idle,
             idle_packets_per_client_per_second: 0.0,
             link_cpu_us_per_packet: None,
+            link_system_cpu_us_per_packet: None,
         }
     }
 

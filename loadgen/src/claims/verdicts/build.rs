@@ -91,6 +91,7 @@ pub(crate) fn counted_wire(ip_bytes_per_message: f64, packets_per_message: f64, 
         idle_ip_bytes_per_client_per_day: idle_per_day,
         idle_packets_per_client_per_second: 0.0,
         link_cpu_us_per_packet: None,
+        link_system_cpu_us_per_packet: None,
     }
 }
 
