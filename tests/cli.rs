@@ -45,13 +45,15 @@ fn a_bandwidth_needs_a_unit() {
 }
 
 #[test]
-fn loss_is_marked_unavailable_in_help_and_refused() {
+fn loss_is_a_packet_link_flag_with_its_percent_sign() {
     for command in ["lab", "load", "bench"] {
         let help = stdout(&pushlab(&["help", command]));
         let loss = help.split("--loss").nth(1).unwrap_or_default();
-        assert!(loss.contains("NOT AVAILABLE") && loss.contains("cannot drop"), "{command}: {help}");
+        assert!(loss.contains("packet link only") && loss.contains("burst=4"), "{command}: {help}");
     }
-    refused(&["lab", "--loss", "1"], &["--loss 1", "does not have yet", "cannot drop packets"]);
+    // A bare number could mean 1 % or 100 %: refused, with examples.
+    refused(&["lab", "--loss", "1"], &["percentage with its %", "--loss 0%,1%,3%"]);
+    refused(&["lab", "--loss", "1%,burst=0"], &["burst=0"]);
 }
 
 #[test]

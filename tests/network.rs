@@ -154,14 +154,14 @@ async fn a_round_trip_time_adds_one_transit_to_websocket_delivery() {
 }
 
 #[test]
-fn loss_says_clearly_that_it_cannot_run() {
+fn loss_on_the_relay_says_what_it_needs() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_pushlab"))
-        .args(["lab", "--quick", "--loss", "1"])
+        .args(["lab", "--quick", "--link", "relay", "--loss", "1%"])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("tc netem") && stderr.contains("--rtt"), "{stderr}");
+    assert!(stderr.contains("--link netns") && stderr.contains("moves bytes, not packets"), "{stderr}");
 }
 
 #[test]

@@ -41,6 +41,7 @@ pub async fn run(options: &LabOptions) -> anyhow::Result<Results> {
     let fd_limit = crate::process::raise_fd_limit();
     let setup = setup(options, fd_limit)?;
     let mut transports = Vec::new();
+    let mut device_warnings = Vec::new();
     progress(Progress::Started(Box::new(w.clone())));
     for (i, &transport) in w.transports.iter().enumerate() {
         // Hidden: the bar only holds the state (phase, position, length); whoever
@@ -82,7 +83,18 @@ pub async fn run(options: &LabOptions) -> anyhow::Result<Results> {
             stall: options.stall,
         };
         progress(Progress::Measuring { transport, bar: bar.clone() });
+        let link = crate::network::netns::get().filter(|_| w.network.link == LinkKind::Netns);
+        let drops_before = link.map(|n| n.device_drops());
         let result = plan.measure(&bar).await.with_context(|| format!("measuring {transport}"));
+        if let (Some(netns), Some(before)) = (link, drops_before) {
+            let dropped = netns.device_drops() - before;
+            if dropped > 0 {
+                device_warnings.push(format!(
+                    "{transport}: the TUN devices dropped {dropped} packets before the link read them (their queues \
+                     were full): TCP resent them, and the latency figures include the delays"
+                ));
+            }
+        }
         if let Some(server) = server {
             server.stop().await?;
         }
@@ -94,10 +106,12 @@ pub async fn run(options: &LabOptions) -> anyhow::Result<Results> {
         if transports.len() < w.transports.len() {
             let mut partial = results(setup.clone(), transports.clone(), w, &setup.machine);
             partial.warnings.insert(0, incomplete_warning(transports.len(), w.transports.len()));
+            partial.warnings.extend(device_warnings.iter().cloned());
             report::write_all(&partial, &options.out)?;
         }
     }
-    let results = results(setup.clone(), transports, w, &setup.machine);
+    let mut results = results(setup.clone(), transports, w, &setup.machine);
+    results.warnings.extend(device_warnings);
     report::write_all(&results, &options.out)?;
     Ok(results)
 }
@@ -216,6 +230,16 @@ fn warnings(transports: &[TransportResult], w: &Workload, cores: usize) -> Vec<S
         }
         if t.delivery.lost > 0 || t.delivery.duplicated > 0 {
             out.push(format!("{name}: {} lost, {} duplicated", t.delivery.lost, t.delivery.duplicated));
+        }
+        if let Some(wire) = t.wire.as_ref().filter(|_| w.network.loss.is_none()) {
+            if wire.retransmitted_packets > 0 {
+                out.push(format!(
+                    "{name}: {} packets were sent again though the link dropped none: a packet lost on the way (a \
+                     full socket or device queue) or a retransmission timer that fired early under load; their \
+                     delays are in the latency figures",
+                    wire.retransmitted_packets
+                ));
+            }
         }
         if t.loadgen.publisher_max_lag_ms > 50.0 {
             out.push(format!(

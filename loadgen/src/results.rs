@@ -591,7 +591,7 @@ mod tests {
                 _ => {}
             }
         }
-        let text = include_str!("../../results/2026-11-22-lab/results.json");
+        let text = include_str!("../../results/2026-12-01-lab/results.json");
         let results: Results = serde_json::from_str(text).unwrap();
         for t in &results.transports {
             let mut fields = Vec::new();

@@ -14,9 +14,8 @@ pub(crate) fn into_owned_fd(device: tun::Device) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(device.into_raw_fd()) }
 }
 
-/// Brings an interface up: `ip link set NAME up`, with the two ioctls `ip` would use
-/// (netlink would need a crate and a protocol for one flag).
-pub(crate) fn set_up(name: &str) -> std::io::Result<()> {
+/// An ifreq naming `name`, and a socket to send interface ioctls on.
+fn interface_request(name: &str) -> std::io::Result<(OwnedFd, libc::ifreq)> {
     use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
     if name.len() >= libc::IFNAMSIZ {
         return Err(std::io::Error::other(format!("interface name {name:?} is too long")));
@@ -27,6 +26,13 @@ pub(crate) fn set_up(name: &str) -> std::io::Result<()> {
     for (slot, byte) in request.ifr_name.iter_mut().zip(name.bytes()) {
         *slot = byte as libc::c_char;
     }
+    Ok((control, request))
+}
+
+/// Brings an interface up: `ip link set NAME up`, with the two ioctls `ip` would use
+/// (netlink would need a crate and a protocol for one flag).
+pub(crate) fn set_up(name: &str) -> std::io::Result<()> {
+    let (control, mut request) = interface_request(name)?;
     // SAFETY: both ioctls read and write only the ifreq we pass, whose name is
     // NUL-terminated (checked shorter than IFNAMSIZ; the rest is zeroes); the flags are
     // the union member SIOCGIFFLAGS has just filled.
@@ -40,6 +46,19 @@ pub(crate) fn set_up(name: &str) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `ip link set NAME txqueuelen PACKETS`: how many packets the device queues for its
+/// reader (for a TUN device, the link) before it drops.
+pub(crate) fn set_tx_queue_len(name: &str, packets: i32) -> std::io::Result<()> {
+    let (control, mut request) = interface_request(name)?;
+    // The queue length travels in the union's int slot (C's `ifr_qlen`).
+    request.ifr_ifru.ifru_metric = packets;
+    // SAFETY: the ioctl reads only the ifreq we pass, with a NUL-terminated name.
+    match unsafe { libc::ioctl(control.as_raw_fd(), libc::SIOCSIFTXQLEN, &request) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
 }
 
 /// Makes `command`'s process receive SIGKILL when this process ends, however it ends
