@@ -545,6 +545,21 @@ pub const METRICS: &[Metric] = &[
     metric!("wire.idle_packets_per_client_per_second", None, Number, wire, |w| Some(
         w.idle_packets_per_client_per_second
     )),
+    metric!("wire.link_system_cpu_us_per_packet", None, Us, wire, |w| w.link_system_cpu_us_per_packet),
+    Metric {
+        path: "reference_client.lines",
+        csv: None,
+        unit: Unit::Count,
+        integer: true,
+        get: |t| t.reference_client.map(|c| c.lines as f64),
+    },
+    Metric {
+        path: "reference_client.tokens",
+        csv: None,
+        unit: Unit::Count,
+        integer: true,
+        get: |t| t.reference_client.map(|c| c.tokens as f64),
+    },
     direction!("to_server", packets, Count),
     direction!("to_server", ip_bytes, Bytes),
     direction!("to_server", payload_bytes, Bytes),
