@@ -166,9 +166,21 @@ pub fn load(path: &Path) -> anyhow::Result<Vec<Results>> {
 }
 
 /// Whether two recorded workloads are the same. A setting added to pushlab after the
-/// baseline was made is absent there and `null` (its default: off) now; that is the same
-/// workload, so a new optional flag does not invalidate every baseline.
+/// baseline was made is absent there and `null` or its default now (the link, no loss,
+/// the default queue); that is the same workload, so a new setting does not invalidate
+/// every baseline. Both are read typed first, which fills in those defaults.
 pub fn same_workload(then: &serde_json::Value, now: &serde_json::Value) -> bool {
+    let typed = |v: &serde_json::Value| {
+        serde_json::from_value::<crate::workload::Workload>(v.clone())
+            .ok()
+            .and_then(|w| serde_json::to_value(w).ok())
+            .unwrap_or_else(|| v.clone())
+    };
+    same_values(&typed(then), &typed(now))
+}
+
+/// Equal, once `null` fields are left out at any depth.
+fn same_values(then: &serde_json::Value, now: &serde_json::Value) -> bool {
     fn without_nulls(value: &serde_json::Value) -> serde_json::Value {
         match value {
             serde_json::Value::Object(map) => serde_json::Value::Object(
@@ -198,5 +210,21 @@ mod workload_tests {
             &json!({"clients": 100, "drop_every_seconds": 1.0, "network": {"rtt_ms": 0.0}})
         ));
         assert!(!same_workload(&then, &json!({"clients": 50, "network": {"rtt_ms": 0.0}})));
+    }
+
+    /// The baseline committed before the packet link (no `link`, `loss`, `queue_packets`
+    /// or `reorder` in its network) is the same workload as a relay run of today.
+    #[test]
+    fn network_settings_added_later_take_their_defaults() {
+        let text = include_str!("../../results/baseline.json");
+        let baseline: serde_json::Value = serde_json::from_str(text).unwrap();
+        let then = &baseline["runs"][0]["setup"]["workload"];
+        let mut now = then.clone();
+        now["network"] = json!({"bandwidth_bytes_per_second": null, "jitter_ms": 0.0, "link": "relay",
+            "loss": {"to_clients": {"rate": 0.0}, "to_server": {"rate": 0.0}}, "queue_packets": 1000,
+            "reorder": false, "rtt_ms": 0.0});
+        assert!(same_workload(then, &now));
+        now["network"]["link"] = json!("netns");
+        assert!(!same_workload(then, &now), "a run across the packet link is another workload");
     }
 }
