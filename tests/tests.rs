@@ -13,7 +13,6 @@ mod doc_traces;
 mod hostile_http;
 mod hostile_ws;
 mod labs;
-mod link;
 mod loadgen_measurement;
 mod module_graph;
 mod network;

@@ -331,7 +331,7 @@ impl Pipe {
                 buffer.truncate(n);
                 let now = Instant::now();
                 self.count(&mut classifier, &buffer);
-                if shape.dropper.drops() {
+                if shape.dropper.drops(now) {
                     self.counters.dropped_by_loss.fetch_add(1, Ordering::Relaxed);
                     spare.push(buffer);
                     continue;

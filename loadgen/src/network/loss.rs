@@ -11,8 +11,18 @@
 //!   fraction *p* of packets in the bad state and each stay lasts *b* packets on
 //!   average. A burst is what a full router queue or a radio fade does, and it is what
 //!   hurts TCP most: several segments of one window lost together.
+//!
+//!   A burst is also a moment: it ends once the link has carried nothing for
+//!   [`QUIET_ENDS_A_BURST`] (TCP's minimum retransmission timeout). The chain alone
+//!   counts packets, not time, so a connection reduced to one retransmission per timeout
+//!   would step through the bad state once per timeout: at *b* = 3 each lone
+//!   retransmission stays lost with probability 2/3 and the timeouts double: a 15 MB
+//!   transfer of `pushlab link --loss 2%,burst=3` took 2.5 s to 35 s over fourteen runs
+//!   (one failure of `tests/link.rs`, its message lost, fits a stall past the 120 s deadline); with quiet spells ending bursts,
+//!   1.6 s to 4.4 s over twelve. A real fade is over long before a sender's timer fires.
 
 use std::fmt;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -145,6 +155,10 @@ fn check_burst(loss: &Loss) -> Result<(), String> {
     Ok(())
 }
 
+/// The quiet spell that ends a burst: TCP's minimum retransmission timeout (Linux's
+/// `TCP_RTO_MIN`), so a sender that waited out a timeout meets a fresh link.
+pub const QUIET_ENDS_A_BURST: Duration = Duration::from_millis(200);
+
 /// Decides, packet by packet, what one direction of the link drops.
 #[derive(Debug)]
 pub struct Dropper {
@@ -153,6 +167,8 @@ pub struct Dropper {
     /// P(bad → good) per packet; `None`: independent loss (no state).
     leave_bad: Option<f64>,
     bad: bool,
+    /// When the last packet passed (a quiet spell ends a burst).
+    last_packet: Option<Instant>,
     rng: fastrand::Rng,
 }
 
@@ -163,14 +179,20 @@ impl Dropper {
             Some(b) if loss.rate > 0.0 => (loss.rate / (b * (1.0 - loss.rate)), Some(1.0 / b)),
             _ => (loss.rate, None),
         };
-        Dropper { enter_bad, leave_bad, bad: false, rng: fastrand::Rng::with_seed(seed) }
+        Dropper { enter_bad, leave_bad, bad: false, last_packet: None, rng: fastrand::Rng::with_seed(seed) }
     }
 
-    /// Whether to drop the next packet.
-    pub fn drops(&mut self) -> bool {
+    /// Whether to drop the packet that arrived at `now`.
+    pub fn drops(&mut self, now: Instant) -> bool {
+        let quiet =
+            self.last_packet.is_some_and(|last| now.saturating_duration_since(last) >= QUIET_ENDS_A_BURST);
+        self.last_packet = Some(now);
         match self.leave_bad {
             None => self.enter_bad > 0.0 && self.rng.f64() < self.enter_bad,
             Some(leave) => {
+                if quiet {
+                    self.bad = false;
+                }
                 let flip = if self.bad { leave } else { self.enter_bad };
                 if self.rng.f64() < flip {
                     self.bad = !self.bad;
@@ -218,7 +240,8 @@ mod tests {
     fn assert_rate(loss: Loss, seed: u64) -> Vec<bool> {
         let n = 200_000;
         let mut dropper = Dropper::new(loss, seed);
-        let drops: Vec<bool> = (0..n).map(|_| dropper.drops()).collect();
+        let now = Instant::now();
+        let drops: Vec<bool> = (0..n).map(|_| dropper.drops(now)).collect();
         let observed = drops.iter().filter(|&&d| d).count() as f64 / n as f64;
         // Bursts make drops correlated: the variance of the mean grows by about
         // (1 + p_stay_bad) / (1 − p_stay_bad) ≈ 2b.
@@ -229,12 +252,25 @@ mod tests {
     }
 
     #[test]
+    fn a_quiet_spell_ends_a_burst() {
+        // Bursts of 1,000 packets on average: once in one, the next packet is almost
+        // surely lost too, unless the link was quiet for a retransmission timeout.
+        let mut dropper = Dropper::new(Loss { rate: 0.5, mean_burst_packets: Some(1000.0) }, 7);
+        let start = Instant::now();
+        let first_drop = (0u32..).find(|&i| dropper.drops(start + Duration::from_micros(i.into()))).unwrap();
+        let busy = start + Duration::from_micros(first_drop.into());
+        assert!(dropper.drops(busy + Duration::from_millis(1)), "a burst goes on while packets flow");
+        let after_quiet = busy + Duration::from_millis(1) + QUIET_ENDS_A_BURST;
+        assert!(!dropper.drops(after_quiet), "a retransmission after a timeout meets a fresh link");
+    }
+
+    #[test]
     fn independent_loss_drops_its_rate() {
         for (rate, seed) in [(0.01, 1), (0.03, 2), (0.2, 3)] {
             assert_rate(Loss { rate, mean_burst_packets: None }, seed);
         }
         let mut none = Dropper::new(Loss::default(), 4);
-        assert!((0..10_000).all(|_| !none.drops()));
+        assert!((0..10_000).all(|_| !none.drops(Instant::now())));
     }
 
     #[test]
