@@ -299,10 +299,10 @@ const DELAY_BLOCKS: usize = 5;
 
 /// The round trip and the handshake under the set delay, each against a reference: the
 /// same exchange across the link at zero delay after the same idle time. A thread that
-/// slept 50 ms wakes slowly on this kind of machine (a plain loopback ping-pong takes
-/// 0.09 ms back to back and 0.3–0.5 ms after 50 ms asleep, nothing of pushlab's
-/// involved), and a delayed round trip wakes four sleepers: the two link threads, the
-/// echo server and the client. The reference wakes three of them after the same sleep,
+/// slept long wakes slowly on this kind of machine (that reference takes 0.38–0.42 ms
+/// after 100 ms idle against 0.1 ms back to back in results/2026-12-01-link/link.txt),
+/// and a delayed round trip wakes four sleepers: the two link threads, the echo server
+/// and the client. The reference wakes three of them after the same sleep,
 /// so what remains is the link's delay. Both are taken in turns, in blocks, to meet the
 /// machine in the same state.
 async fn delay(netns: &Netns, echo: SocketAddr, network: Network) -> anyhow::Result<Vec<Check>> {

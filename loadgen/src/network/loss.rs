@@ -18,8 +18,9 @@
 //!   would step through the bad state once per timeout: at *b* = 3 each lone
 //!   retransmission stays lost with probability 2/3 and the timeouts double: a 15 MB
 //!   transfer of `pushlab link --loss 2%,burst=3` took 2.5 s to 35 s over fourteen runs
-//!   (one failure of `tests/link.rs`, its message lost, fits a stall past the 120 s deadline); with quiet spells ending bursts,
-//!   1.6 s to 4.4 s over twelve. A real fade is over long before a sender's timer fires.
+//!   (one failure of `tests/link.rs`, its message lost, fits a stall past the 120 s
+//!   deadline); with quiet spells ending bursts, 1.6 s to 4.4 s over twelve. A real fade
+//!   is over long before a sender's timer fires.
 
 use std::fmt;
 use std::time::{Duration, Instant};
