@@ -247,6 +247,14 @@ struct TraceArgs {
     /// message while it is away, and trace its reconnect and resume.
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     drop_after: Option<Duration>,
+    /// Over TLS: the server gets a certificate made for the trace; the TLS records on the
+    /// wire are shown with the HTTP inside each and what TLS added to it.
+    #[arg(long)]
+    tls: bool,
+    /// The HTTP version the client speaks: 1.1, or 2 (its frames decoded; in cleartext
+    /// with prior knowledge without --tls).
+    #[arg(long, default_value = "1.1", value_parser = pushlab_loadgen::client::tls::parse_http_version)]
+    http: pushlab_loadgen::client::tls::HttpVersion,
 }
 
 #[derive(Debug, Args)]
@@ -299,7 +307,8 @@ struct LabArgs {
 /// [`command`]) and refuses it, since a target keeps its own heartbeat.
 #[derive(Debug, Args)]
 struct LoadArgs {
-    /// The server to measure: host:port or http://host:port.
+    /// The server to measure: host:port, http://host:port, or https://host:port (which
+    /// means --tls).
     #[arg(long)]
     target: String,
     /// The server's process id, when it runs on this machine, to report its CPU and
@@ -363,6 +372,18 @@ struct ServeArgs {
     /// message and says `"more": true` when it stopped early.
     #[arg(long, default_value_t = pushlab_server::Config::default().max_response_bytes)]
     max_response_bytes: usize,
+    /// Serve HTTPS: TLS 1.2/1.3 with ALPN offering HTTP/2 and HTTP/1.1. Without --cert and
+    /// --key, a self-signed certificate for localhost, 127.0.0.1 and ::1 is made at start
+    /// and its file named in the start line (trust it with `curl --cacert FILE`). Without
+    /// --tls the port speaks cleartext HTTP/1.1, and HTTP/2 with prior knowledge.
+    #[arg(long)]
+    tls: bool,
+    /// The certificate chain (PEM) to serve; implies --tls.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<std::path::PathBuf>,
 }
 
 const SERVE_FIXED_LIMITS: &str = "\
@@ -374,6 +395,8 @@ Fixed limits:
   publish batch               1000 messages
   WebSocket write buffer      bounded (control replies included); a peer that fills it is closed with 1008
   shutdown                    within 1 s: long polls answered, SSE `shutdown` event, WebSocket close 1001
+  HTTP/2 streams              256 open per connection; a connection with none open closes after --request-timeout
+  TLS handshake               done within --request-timeout, else closed (counted)
 
 Every refusal is JSON: {\"error\": CODE, \"message\": TEXT}; every 503 carries Retry-After.";
 
@@ -381,7 +404,11 @@ Every refusal is JSON: {\"error\": CODE, \"message\": TEXT}; every 503 carries R
 /// (it is a flag for servers pushlab spawns; `load` refuses it). Completions and the man
 /// page are made from this too.
 pub(crate) fn command() -> clap::Command {
-    Cli::command().mut_subcommand("load", |load| load.mut_arg("heartbeat", |arg| arg.hide(true)))
+    Cli::command()
+        .mut_subcommand("load", |load| load.mut_arg("heartbeat", |arg| arg.hide(true)))
+        // `--ca` names the certificate of someone else's server; the lab makes its own
+        // (and refuses --ca, saying so).
+        .mut_subcommand("lab", |lab| lab.mut_arg("ca", |arg| arg.hide(true)))
 }
 
 impl Cli {
@@ -423,7 +450,9 @@ impl Cli {
                 let LabArgs { workload, run, name } = args;
                 until_signal(lab(workload, run, &name, None, None, &explicit)).await
             }
-            Command::Load(args) => {
+            Command::Load(mut args) => {
+                // The scheme says TLS as --tls does (`http://` with --tls is refused).
+                args.workload.tls |= args.target.starts_with("https://");
                 if explicit.contains(&"heartbeat") {
                     bail!(
                         "--heartbeat does not apply to `pushlab load`: it sets the heartbeat of the \
@@ -439,9 +468,15 @@ impl Cli {
             Command::Abuse(args) => until_signal(abuse(args)).await,
             Command::Trace(args) => {
                 let exe = std::env::current_exe().context("locating the pushlab binary")?;
-                let recording =
-                    pushlab_loadgen::trace::record(args.transport, &exe, args.messages, args.drop_after)
-                        .await?;
+                let protocol = pushlab_loadgen::trace::Protocol { http: args.http, tls: args.tls };
+                let recording = pushlab_loadgen::trace::record_with(
+                    args.transport,
+                    &exe,
+                    args.messages,
+                    args.drop_after,
+                    protocol,
+                )
+                .await?;
                 print!("{}", pushlab_loadgen::trace::render(args.transport, &recording));
                 if let Some(path) = &args.svg {
                     std::fs::write(path, pushlab_loadgen::trace::svg(args.transport, &recording))
@@ -582,6 +617,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_response_bytes: args.max_response_bytes,
         ..pushlab_server::Config::default()
     };
+    let (tls, generated_cert) = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => {
+            (Some(pushlab_server::tls::Identity::from_files(cert, key).map_err(anyhow::Error::msg)?), None)
+        }
+        _ if args.tls => {
+            let identity = pushlab_server::tls::Identity::generate().map_err(anyhow::Error::msg)?;
+            // Written where a client can be pointed at it; it is public, the key stays
+            // in memory.
+            let path = std::env::temp_dir().join(format!("pushlab-serve-{}-cert.pem", std::process::id()));
+            std::fs::write(&path, &identity.cert_pem)
+                .with_context(|| format!("writing the certificate to {}", path.display()))?;
+            (Some(identity), Some(path))
+        }
+        _ => (None, None),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let config = pushlab_server::Config { tls, ..config };
     config.validate(fd_limit).map_err(anyhow::Error::msg)?;
     let listener = listen(&args.addr).await.with_context(|| {
         format!("cannot listen on {} (expected HOST:PORT, e.g. 127.0.0.1:3000)", args.addr)
@@ -597,8 +649,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // stdout (`pushlab serve | head -1`) must not stop the server, so write errors are
     // ignored rather than panicking as `println!` would.
     let stop = shutdown_signal()?;
-    say(&format!("pushlab serve: listening on http://{addr} (open files limit {fd_limit})"));
-    pushlab_server::run(listener, config, stop).await?;
+    let certificate = match &generated_cert {
+        Some(path) => format!(", self-signed certificate {}", path.display()),
+        None => String::new(),
+    };
+    say(&format!("pushlab serve: listening on {scheme}://{addr} (open files limit {fd_limit}{certificate})"));
+    let served = pushlab_server::run(listener, config, stop).await;
+    if let Some(path) = generated_cert {
+        let _ = std::fs::remove_file(path);
+    }
+    served?;
     say("pushlab serve: stopped");
     Ok(())
 }
@@ -658,7 +718,11 @@ async fn lab(
     let out = run
         .out
         .unwrap_or_else(|| pushlab_loadgen::lab::default_out_dir(std::path::Path::new("results"), name));
-    let workloads = workload.validate_all_with(explicit)?;
+    let mut workloads = workload.validate_all_with(explicit)?;
+    // A server the lab starts itself can be measured without TLS too, as TLS's reference.
+    if target.is_none() && !run.find_max {
+        workloads = pushlab_loadgen::workload::with_cleartext_references(workloads);
+    }
     if run.find_max && workloads.len() > 1 {
         bail!(
             "--find-max takes one --rtt and one --poll-interval value, not a list (it would use only the \

@@ -9,35 +9,12 @@ use serde_json::Value;
 
 use crate::util::*;
 
-/// Waits until every pane has received exactly ids 1..=last, none twice.
-async fn until_all_panes_have(browser: &Browser, last: u64) -> Value {
-    let expected: Vec<u64> = (1..=last).collect();
-    let mut state = Value::Null;
-    for _ in 0..200 {
-        state = browser.eval("return window.pushlabState()").await;
-        let complete = ["short_poll", "long_poll", "sse", "ws"].iter().all(|pane| {
-            let ids: Vec<u64> = state[pane]["ids"]
-                .as_array()
-                .map(|a| a.iter().filter_map(Value::as_u64).collect())
-                .unwrap_or_default();
-            ids == expected
-        });
-        if complete {
-            return state;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("not every pane received 1..={last}: {state}");
-}
-
-/// Publishes messages of several types: each pane must show every type, including ones
-/// the page has never heard of (EventSource only hears the event names it listens for).
+/// Publishes messages of several types (`chat_message`): each pane must show every type,
+/// including ones the page has never heard of.
 async fn publish_chat(server: &TestServer, from: u64, n: u64) {
     let client = reqwest::Client::new();
     for i in from..from + n {
-        let kind = ["chat", "price_tick", "update"][i as usize % 3];
-        let body = serde_json::json!({"type": kind, "data": {"text": format!("message {i}")}});
-        client.post(server.url("/publish")).json(&body).send().await.unwrap();
+        client.post(server.url("/publish")).json(&chat_message(i)).send().await.unwrap();
     }
 }
 
@@ -46,13 +23,7 @@ async fn the_page_shows_every_message_in_all_four_panes_even_after_a_forced_reco
     let Some(browser) = Browser::start().await else { return };
     let server = TestServer::start().await;
     browser.goto(&server.url("/")).await;
-    for _ in 0..200 {
-        let state = browser.eval("return window.pushlabState ? window.pushlabState() : null").await;
-        if ["short_poll", "long_poll", "sse", "ws"].iter().all(|p| state[p]["connected"] == true) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_panes_connected(&browser, &LIVE_BEFORE_A_MESSAGE).await;
 
     publish_chat(&server, 1, 5).await;
     let state = until_all_panes_have(&browser, 5).await;
@@ -139,24 +110,6 @@ async fn the_page_shows_every_message_in_all_four_panes_even_after_a_forced_reco
     let errors = browser.console_errors().await;
     assert!(errors.is_empty(), "the page logged errors: {errors:?}");
     browser.close().await;
-}
-
-/// Every pane shows a latency for message `id`, published from outside the page (so the
-/// page cannot have timed it itself): the server's `timestamp` against the page's clock,
-/// corrected by the measured offset, with its uncertainty. Server and browser share this
-/// machine's clock, so the true offset is 0 and the figure is the real latency (under a
-/// second on loopback, a short poll's included) give or take the uncertainty shown. The
-/// timeline has recorded requests and messages.
-fn assert_latency_shown(state: &Value, id: u64) {
-    for pane in ["short_poll", "long_poll", "sse", "ws"] {
-        let p = &state[pane];
-        let text = p["latency_text"].as_str().unwrap_or_default();
-        assert!(text.contains(" ms ± ") && text.contains(&format!("(#{id})")), "{pane}: {state}");
-        let (latency, within) = (p["latency_ms"].as_f64().unwrap(), p["latency_within_ms"].as_f64().unwrap());
-        assert!(within <= 1000.0, "{pane}: the offset should be known within a second: {state}");
-        assert!(latency >= -within - 1.0 && latency <= 1000.0 + within, "{pane}: {state}");
-        assert!(p["timeline_events"].as_u64().unwrap() >= 2, "{pane}: {state}");
-    }
 }
 
 /// The text of every pane's `status` field, by pane name, as a student sees it.

@@ -209,3 +209,37 @@ fn completions_and_a_man_page() {
     assert!(man.contains(".TH pushlab 1"), "{man}");
     assert!(man.contains("lab"), "{man}");
 }
+
+#[test]
+fn serve_tls_makes_a_certificate_names_its_file_and_removes_it_at_exit() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pushlab"))
+        .args(["serve", "--tls", "--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.contains("listening on https://127.0.0.1:"), "{line:?}");
+    let cert = line.split("self-signed certificate ").nth(1).unwrap().trim().trim_end_matches(')');
+    let pem = std::fs::read_to_string(cert).unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    assert!(!pem.contains("PRIVATE KEY"), "the key never leaves the process");
+    // SIGTERM, as a supervisor stops it: the file goes with the server.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM)
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(!std::path::Path::new(cert).exists(), "{cert} is left behind");
+}
+
+#[test]
+fn serve_refuses_half_a_certificate_and_bad_files_naming_the_flag() {
+    refused(&["serve", "--cert", "/nonexistent.pem"], &["--key"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, "garbage").unwrap();
+    std::fs::write(&key, "garbage").unwrap();
+    let output = pushlab(&["serve", "--cert", cert.to_str().unwrap(), "--key", key.to_str().unwrap()]);
+    assert!(!output.status.success());
+    assert!(stderr(&output).contains("--cert"), "{}", stderr(&output));
+}

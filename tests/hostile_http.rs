@@ -725,18 +725,28 @@ async fn any_right_token_wins_and_a_second_origin_is_not_trusted() {
 }
 
 #[tokio::test]
-async fn an_http2_client_is_told_in_http2_to_use_http_1_1() {
+async fn an_http2_client_that_breaks_the_protocol_gets_goaway() {
     let server = TestServer::start().await;
     let answer = {
         let mut tcp = TcpStream::connect(server.addr).await.unwrap();
+        // The preface, then a frame no stream may carry: DATA on stream 0.
         tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+        tcp.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).await.unwrap(); // empty SETTINGS
+        tcp.write_all(&[0, 0, 1, 0, 0, 0, 0, 0, 0, b'x']).await.unwrap();
         read_to_close(&mut tcp, Duration::from_secs(5)).await.0
     };
-    // A SETTINGS frame (9 bytes, empty), then GOAWAY: type 7, error HTTP_1_1_REQUIRED.
-    assert_eq!(&answer[..9], &[0, 0, 0, 4, 0, 0, 0, 0, 0], "the server's preface");
-    let goaway = &answer[9..];
-    assert_eq!(goaway[3], 0x7, "a GOAWAY frame");
-    assert_eq!(&goaway[13..17], &[0, 0, 0, 0xd], "HTTP_1_1_REQUIRED");
-    let debug: Value = serde_json::from_slice(&goaway[17..]).unwrap();
-    assert_eq!(debug["error"], "http2_not_supported");
+    // Frames: the server's SETTINGS first, then somewhere a GOAWAY (type 7) with
+    // PROTOCOL_ERROR (1), and the connection closed.
+    assert_eq!(answer[3], 0x4, "the server's preface is a SETTINGS frame");
+    let mut at = 0;
+    let mut goaway = None;
+    while at + 9 <= answer.len() {
+        let length = u32::from_be_bytes([0, answer[at], answer[at + 1], answer[at + 2]]) as usize;
+        if answer[at + 3] == 0x7 {
+            goaway = Some(u32::from_be_bytes(answer[at + 13..at + 17].try_into().unwrap()));
+        }
+        at += 9 + length;
+    }
+    assert_eq!(goaway, Some(1), "GOAWAY PROTOCOL_ERROR in {answer:?}");
+    assert_eq!(server.get_json("/status").await.0, 200, "and the server serves everyone else");
 }

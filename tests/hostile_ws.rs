@@ -488,3 +488,27 @@ async fn a_request_that_is_not_a_websocket_handshake_gets_a_json_error() {
         }
     }
 }
+
+#[tokio::test]
+async fn upgraded_websockets_hold_their_place_under_max_sockets() {
+    // Before the fix a socket was released from --max-sockets (and /status) when hyper
+    // handed it to the WebSocket: any number of WebSockets could open.
+    let config = Config { max_sockets: 3, ..Config::default() };
+    let server = TestServer::with_config(config).await;
+    let mut sockets = Vec::new();
+    for _ in 0..3 {
+        sockets.push(ws_connect(&server, "?since=0").await);
+    }
+    let mut fourth = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(&mut fourth, &mut answer),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503") && answer.contains("too_many_sockets"), "{answer}");
+    drop(sockets);
+}

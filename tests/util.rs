@@ -323,6 +323,12 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium; `None` (with a message) when they are
     /// not installed, except in CI where that is an error.
     pub async fn start() -> Option<Browser> {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Browser::start`] with more Chromium flags after the usual ones (such as the one
+    /// that trusts a test's certificate, tests/browser_tls.rs).
+    pub async fn start_with(extra_args: &[String]) -> Option<Browser> {
         let installed =
             ["/usr/bin/chromium", "/usr/bin/chromedriver"].iter().all(|p| std::path::Path::new(p).exists());
         if !installed {
@@ -349,15 +355,25 @@ impl Browser {
         // Removed with the Browser, also when a test fails.
         let profile = tempfile::Builder::new().prefix("pushlab-chromium-").tempdir().unwrap();
         // Flags for a root user on a machine without a display or outside network.
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
+        args.extend_from_slice(extra_args);
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             // Keeps the page's console, for `console_errors`.
             "goog:loggingPrefs": {"browser": "ALL"},
-            "goog:chromeOptions": {
-            "binary": "/usr/bin/chromium",
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                     format!("--user-data-dir={}", profile.path().display())]
-        }}}});
+            "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}
+        }}});
         let mut session = None;
         for _ in 0..100 {
             if let Ok(response) = http.post(format!("{base}/session")).json(&capabilities).send().await {
@@ -413,5 +429,72 @@ impl Drop for Browser {
             let group = nix::unistd::Pid::from_raw(pid as i32);
             let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
         }
+    }
+}
+
+/// The panes of the live page (`server/src/page.html`), one per transport.
+pub const PANES: [&str; 4] = ["short_poll", "long_poll", "sse", "ws"];
+
+/// The panes that say they are live before any message is published: the long poller
+/// says so at its first answer, which its held request gets only when a message comes.
+pub const LIVE_BEFORE_A_MESSAGE: [&str; 3] = ["short_poll", "sse", "ws"];
+
+/// Waits (up to 10 s) until each of `panes` of the live page says it is connected.
+pub async fn until_panes_connected(browser: &Browser, panes: &[&str]) -> Value {
+    let mut state = Value::Null;
+    for _ in 0..200 {
+        state = browser.eval("return window.pushlabState ? window.pushlabState() : null").await;
+        if panes.iter().all(|p| state[p]["connected"] == true) {
+            return state;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("not every pane of {panes:?} connected: {state}");
+}
+
+/// Waits until every pane has received exactly ids 1..=last, none twice.
+pub async fn until_all_panes_have(browser: &Browser, last: u64) -> Value {
+    let expected: Vec<u64> = (1..=last).collect();
+    let mut state = Value::Null;
+    for _ in 0..200 {
+        state = browser.eval("return window.pushlabState()").await;
+        let complete = PANES.iter().all(|pane| {
+            let ids: Vec<u64> = state[pane]["ids"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_u64).collect())
+                .unwrap_or_default();
+            ids == expected
+        });
+        if complete {
+            return state;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("not every pane received 1..={last}: {state}");
+}
+
+/// The `i`th message the browser tests publish: its type cycles through `chat`,
+/// `price_tick` and `update`, so each pane must show every type, including ones the page
+/// has never heard of (EventSource only hears the event names it listens for).
+pub fn chat_message(i: u64) -> Value {
+    let kind = ["chat", "price_tick", "update"][i as usize % 3];
+    json!({"type": kind, "data": {"text": format!("message {i}")}})
+}
+
+/// Every pane shows a latency for message `id`, published from outside the page (so the
+/// page cannot have timed it itself): the server's `timestamp` against the page's clock,
+/// corrected by the measured offset, with its uncertainty. Server and browser share this
+/// machine's clock, so the true offset is 0 and the figure is the real latency (under a
+/// second on loopback, a short poll's included) give or take the uncertainty shown. The
+/// timeline has recorded requests and messages.
+pub fn assert_latency_shown(state: &Value, id: u64) {
+    for pane in PANES {
+        let p = &state[pane];
+        let text = p["latency_text"].as_str().unwrap_or_default();
+        assert!(text.contains(" ms ± ") && text.contains(&format!("(#{id})")), "{pane}: {state}");
+        let (latency, within) = (p["latency_ms"].as_f64().unwrap(), p["latency_within_ms"].as_f64().unwrap());
+        assert!(within <= 1000.0, "{pane}: the offset should be known within a second: {state}");
+        assert!(latency >= -within - 1.0 && latency <= 1000.0 + within, "{pane}: {state}");
+        assert!(p["timeline_events"].as_u64().unwrap() >= 2, "{pane}: {state}");
     }
 }

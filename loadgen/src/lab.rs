@@ -8,6 +8,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use pushlab_protocol::Transport;
 
+use crate::client::tls::{LabCertificate, TlsClient, Trust};
 use crate::client::Target;
 use crate::network::LinkKind;
 use crate::process::ServerProcess;
@@ -42,6 +43,7 @@ pub async fn run(options: &LabOptions) -> anyhow::Result<Results> {
     let setup = setup(options, fd_limit)?;
     let mut transports = Vec::new();
     let mut device_warnings = Vec::new();
+    let (trust, certificate) = trust(options)?;
     progress(Progress::Started(Box::new(w.clone())));
     for (i, &transport) in w.transports.iter().enumerate() {
         // Hidden: the bar only holds the state (phase, position, length); whoever
@@ -64,6 +66,14 @@ pub async fn run(options: &LabOptions) -> anyhow::Result<Results> {
                 if w.network.link == LinkKind::Netns {
                     extra.push("--open-publish".to_string());
                 }
+                if let Some(certificate) = &certificate {
+                    for (flag, path) in
+                        [("--cert", certificate.cert_path()), ("--key", certificate.key_path())]
+                    {
+                        extra.push(flag.to_string());
+                        extra.push(path.display().to_string());
+                    }
+                }
                 // On the packet link the server listens on its end of it; the publisher,
                 // beside it in the same namespace, reaches that address locally.
                 let addr = match w.network.link {
@@ -75,6 +85,13 @@ pub async fn run(options: &LabOptions) -> anyhow::Result<Results> {
                 (Target::new(server.addr), Some(server))
             }
         };
+        // A TLS configuration of its own per transport: its session store holds tickets of
+        // this server only (each transport has a fresh one, with fresh ticket keys).
+        let tls = match &trust {
+            Some(trust) => Some(TlsClient::new(trust, w.http_version, &target.host, w.clients)?),
+            None => None,
+        };
+        let target = Target { tls, http: w.http_version, ..target };
         let plan = Plan {
             transport,
             workload: w.clone(),
@@ -209,14 +226,53 @@ pub async fn run_conditions(options: &LabOptions, workloads: Vec<Workload>) -> a
     Ok(runs)
 }
 
-/// `host:port`, `http://host:port` or `http://host:port/`.
+/// `host:port`, `http://host:port` or `https://host:port` (with or without a `/`).
 fn parse_target(target: &str) -> anyhow::Result<Target> {
-    let hostport = target.trim_start_matches("http://").trim_end_matches('/');
+    let hostport = target.trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/');
     let addr = std::net::ToSocketAddrs::to_socket_addrs(hostport)
-        .with_context(|| format!("--target {target:?}: expected host:port or http://host:port"))?
+        .with_context(|| {
+            format!("--target {target:?}: expected host:port, http://host:port or https://host:port")
+        })?
         .next()
         .with_context(|| format!("--target {target:?} resolves to no address"))?;
-    Ok(Target { addr, host: hostport.to_string(), dialer: Default::default(), publish_token: None })
+    Ok(Target { host: hostport.to_string(), ..Target::new(addr) })
+}
+
+/// What the clients trust with `--tls`, and the certificate the lab's servers present:
+/// the lab makes one for the run and trusts exactly it; a target is trusted by its
+/// `--ca` file, or (like `curl -k`) for whatever certificate it presents. `None`: no TLS.
+fn trust(options: &LabOptions) -> anyhow::Result<(Option<Trust>, Option<LabCertificate>)> {
+    let w = &options.workload;
+    if let Some(target) = &options.target {
+        let https = target.starts_with("https://");
+        if https && !w.tls {
+            anyhow::bail!(
+                "--target {target}: https:// means TLS, and this workload is cleartext (add --tls)"
+            );
+        }
+        if target.starts_with("http://") && w.tls {
+            anyhow::bail!("--target {target}: http:// means cleartext, and --tls was given (write https://)");
+        }
+    }
+    if !w.tls {
+        return Ok((None, None));
+    }
+    match (&options.target, &w.ca_file) {
+        (None, Some(_)) => anyhow::bail!(
+            "--ca is for `pushlab load`: `pushlab lab` makes a certificate for its servers and trusts exactly that one"
+        ),
+        (None, None) => {
+            // On the packet link the server's address is its end of the link.
+            let also = match w.network.link {
+                LinkKind::Netns => vec![std::net::IpAddr::from(crate::network::netns::SERVER_ADDR)],
+                LinkKind::Relay => Vec::new(),
+            };
+            let certificate = LabCertificate::generate(&also)?;
+            Ok((Some(certificate.trust()?), Some(certificate)))
+        }
+        (Some(_), Some(ca)) => Ok((Some(Trust::from_pem_file(ca)?), None)),
+        (Some(_), None) => Ok((Some(Trust::PresentedCertificate), None)),
+    }
 }
 
 /// What makes this run's figures less trustworthy, in plain words.

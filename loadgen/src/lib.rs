@@ -10,8 +10,10 @@
 //! - [`workload`]: the flags, validated into a `Workload` before anything runs.
 //! - [`publisher`]: the open-loop publisher; each message carries its intended time.
 //! - [`client`]: one subscriber client per transport; they report to a `Session` and
-//!   know nothing of measurement.
-//! - [`wire`]: the byte-counting socket wrapper under every client.
+//!   know nothing of measurement. Their connections (TCP, TLS with `--tls`, HTTP/1.1 or
+//!   HTTP/2 with `--http`) are all made in `client/connect.rs`.
+//! - [`wire`]: the byte-counting socket wrapper under every client, and the HTTP-layer
+//!   counter above TLS.
 //! - [`record`]: per-client recording (HdrHistogram, loss/duplicate/reorder bitmap) and
 //!   the live counters sampled at phase boundaries.
 //! - [`upstream`]: client → server sends, for the "bidirectional" row.

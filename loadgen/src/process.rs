@@ -52,7 +52,10 @@ impl ServerProcess {
             .await
             .context("server did not start within 10 s")??
             .context("server exited before listening")?;
-        let Some(addr) = line.split("http://").nth(1).and_then(|rest| rest.split_whitespace().next()) else {
+        // `listening on http://ADDR (…)`, or `https://ADDR` with TLS.
+        let after_scheme =
+            line.split_once("https://").or_else(|| line.split_once("http://")).map(|(_, rest)| rest);
+        let Some(addr) = after_scheme.and_then(|rest| rest.split_whitespace().next()) else {
             bail!("unexpected first line from the server: {line:?}");
         };
         let addr = addr.parse().with_context(|| format!("address in {line:?}"))?;

@@ -7,15 +7,19 @@
 //! percentiles instead of being hidden: no coordinated omission (see wrk2).
 //!
 //! The publisher talks to the server directly; it stands for the event source beside
-//! the server, and its bytes are not counted as any transport's cost.
+//! the server, and its bytes are not counted as any transport's cost. It speaks what the
+//! subscribers speak (TLS, the HTTP version) on a connection of its own (`client::http`),
+//! its bytes counted into counters nobody reads.
 
 use std::time::Duration;
 
-use anyhow::Context;
+use bytes::Bytes;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::record::probe_data;
+use crate::client::http::HttpConnection;
+use crate::client::Target;
+use crate::record::{probe_data, Live};
 use crate::workload::Workload;
 
 /// What the publisher did.
@@ -36,16 +40,16 @@ const MAX_BATCH: usize = 1_000;
 /// `stall` (for tests of the measurement itself) pauses the publisher once, after
 /// message `.0`, for `.1`.
 pub async fn publish(
-    base_url: &str,
-    token: Option<&str>,
+    target: &Target,
     workload: &Workload,
     epoch: Instant,
     start_us: u64,
     stall: Option<(u64, Duration)>,
     stop: CancellationToken,
 ) -> anyhow::Result<PublishReport> {
-    let client = reqwest::Client::builder().tcp_nodelay(true).build()?;
-    let url = format!("{base_url}/publish");
+    let target = target.for_the_load_generator();
+    let uncounted = Live::default();
+    let mut connection: Option<HttpConnection> = None;
     let total = workload.messages();
     let intended_us = |seq: u64| start_us + workload.intended_offset(seq).as_micros() as u64;
     // The schedule is kept by a thread of its own. tokio's timer wheel has a resolution
@@ -93,37 +97,35 @@ pub async fn publish(
                 format!(r#"{{"data":{}}}"#, probe_data(seq, intended_us(seq), workload.payload_bytes))
             })
             .collect();
-        let body = format!("[{}]", items.join(","));
+        let body = Bytes::from(format!("[{}]", items.join(",")));
         // A failed request is retried with the same messages and intended times: the
         // retry delay becomes latency, as it would for a real event source.
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let mut request = client.post(&url).header("content-type", "application/json").body(body.clone());
-            if let Some(token) = token {
-                request = request.bearer_auth(token);
-            }
-            let sent = request.send().await;
-            match sent {
-                Ok(response) if response.status().is_success() => break,
-                Ok(response) if attempts >= 5 => {
-                    anyhow::bail!(
-                        "publishing failed: {} {}",
-                        response.status(),
-                        response.text().await.unwrap_or_default()
-                    )
+            let sent = async {
+                if connection.is_none() {
+                    connection = Some(HttpConnection::open(&target, &uncounted).await?);
                 }
-                Err(error) if attempts >= 5 => return Err(error).context("publishing failed"),
-                failed => {
-                    // The delay shows in the latency figures; the log says where it came from.
-                    let why = match failed {
-                        Ok(response) => response.status().to_string(),
-                        Err(error) => error.to_string(),
-                    };
-                    tracing::warn!("publishing {} messages failed ({why}); retrying", batch.len());
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                let open = connection.as_mut().expect("opened above");
+                open.post_json(&uncounted, "/publish", body.clone(), target.publish_token.as_deref()).await
             }
+            .await;
+            let why = match sent {
+                Ok((status, _)) if status.is_success() => break,
+                Ok((status, reply)) => format!("{status} {}", String::from_utf8_lossy(&reply)),
+                Err(error) => {
+                    // The connection may be gone: the next attempt opens another.
+                    connection = None;
+                    format!("{error:#}")
+                }
+            };
+            if attempts >= 5 {
+                anyhow::bail!("publishing failed: {why}");
+            }
+            // The delay shows in the latency figures; the log says where it came from.
+            tracing::warn!("publishing {} messages failed ({why}); retrying", batch.len());
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         report.batches += 1;
         report.published += batch.len() as u64;

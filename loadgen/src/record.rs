@@ -12,13 +12,15 @@ use hdrhistogram::Histogram;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::wire::{Segments, WireCounters};
+use crate::wire::{ByteCounts, Segments, WireCounters};
 
 /// Counters the run samples at phase boundaries.
 #[derive(Debug, Default)]
 pub struct Live {
     /// Socket bytes and TCP segments.
     pub wire: Arc<WireCounters>,
+    /// Bytes at the HTTP layer: above TLS, the plaintext; without TLS, the socket's.
+    pub http: Arc<ByteCounts>,
     /// Messages delivered (any, including foreign and duplicates).
     pub messages: AtomicU64,
     /// Bytes of message JSON delivered: what the application needed.
@@ -85,6 +87,10 @@ pub struct LiveSnapshot {
     pub bytes_read: u64,
     /// Bytes client → server.
     pub bytes_written: u64,
+    /// HTTP-layer bytes server → client (above TLS).
+    pub http_bytes_read: u64,
+    /// HTTP-layer bytes client → server.
+    pub http_bytes_written: u64,
     /// Messages delivered.
     pub messages: u64,
     /// Message JSON bytes delivered.
@@ -118,6 +124,9 @@ impl LiveSnapshot {
             let (read, written) = live.wire.snapshot();
             total.bytes_read += read;
             total.bytes_written += written;
+            let (http_read, http_written) = live.http.snapshot();
+            total.http_bytes_read += http_read;
+            total.http_bytes_written += http_written;
             total.messages += live.messages.load(Ordering::Relaxed);
             total.message_bytes += live.message_bytes.load(Ordering::Relaxed);
             total.requests += live.requests.load(Ordering::Relaxed);
@@ -137,6 +146,8 @@ impl LiveSnapshot {
         LiveSnapshot {
             bytes_read: self.bytes_read - earlier.bytes_read,
             bytes_written: self.bytes_written - earlier.bytes_written,
+            http_bytes_read: self.http_bytes_read - earlier.http_bytes_read,
+            http_bytes_written: self.http_bytes_written - earlier.http_bytes_written,
             messages: self.messages - earlier.messages,
             message_bytes: self.message_bytes - earlier.message_bytes,
             requests: self.requests - earlier.requests,
@@ -179,6 +190,34 @@ pub struct Recorder {
     pub missed_told: u64,
     /// Reset notices received.
     pub resets: u64,
+    /// Every TLS handshake this client made, in order (none without TLS).
+    pub handshakes: Vec<Handshake>,
+    /// What this client's connections spoke, once one was open.
+    pub negotiated: Option<Negotiated>,
+}
+
+/// One TLS handshake: what it cost and whether it resumed an earlier session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Handshake {
+    /// An abbreviated handshake with a session ticket (`HandshakeKind::Resumed`).
+    pub resumed: bool,
+    /// Socket bytes client → server from the TCP connect until the handshake completed.
+    pub bytes_sent: u64,
+    /// Socket bytes server → client over the same span.
+    pub bytes_received: u64,
+    /// From the first byte of the ClientHello (TCP is connected) to the handshake's end, µs.
+    pub micros: u64,
+}
+
+/// The protocols a connection actually spoke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Negotiated {
+    /// `1.1` or `2`.
+    pub http_version: String,
+    /// The ALPN protocol the server chose (`h2`, `http/1.1`); `None` without TLS.
+    pub alpn: Option<String>,
+    /// `TLSv1_3` or `TLSv1_2`; `None` without TLS.
+    pub tls_version: Option<String>,
 }
 
 impl Recorder {
@@ -194,6 +233,8 @@ impl Recorder {
             gap_notices: 0,
             missed_told: 0,
             resets: 0,
+            handshakes: Vec::new(),
+            negotiated: None,
         }
     }
 

@@ -109,6 +109,57 @@ pub struct TransportResult {
     /// binary that ran had it; absent in runs made before it was saved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference_client: Option<ClientSize>,
+    /// What the subscribers' connections spoke, as negotiated (the HTTP version, TLS);
+    /// absent in runs made before either could be chosen (all cleartext HTTP/1.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<ProtocolUsed>,
+    /// The subscribers' TLS handshakes over the whole run (the ramp and every
+    /// reconnect), with `--tls`; absent without TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsFigures>,
+}
+
+/// What carried a transport's connections.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtocolUsed {
+    /// `1.1` or `2`: what the connections spoke (over TLS as ALPN chose it; a different
+    /// answer than `--http` asked for stops the run).
+    pub http_version: String,
+    /// Whether the connections were TLS.
+    pub tls: bool,
+    /// The ALPN protocol the server chose (`h2`, `http/1.1`); absent in cleartext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpn: Option<String>,
+    /// `TLSv1_3` or `TLSv1_2`; absent in cleartext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_version: Option<String>,
+}
+
+/// The TLS handshakes of one transport's run, all clients, from the ramp to the end.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TlsFigures {
+    /// Handshakes made.
+    pub handshakes: u64,
+    /// Of them, resumptions of an earlier session (a ticket; rustls' `HandshakeKind`).
+    pub resumed_handshakes: u64,
+    /// Socket bytes client → server per handshake, mean: from the TCP connect until the
+    /// handshake completed (TCP's own SYNs carry no socket bytes). The server's session
+    /// tickets, sent after, are in the traffic, not here.
+    pub handshake_bytes_sent: f64,
+    /// Socket bytes server → client per handshake, mean, over the same span.
+    pub handshake_bytes_received: f64,
+    /// Both ways per full handshake (certificate and key exchange), mean; absent when
+    /// none was full.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_handshake_bytes: Option<f64>,
+    /// Both ways per resumed handshake, mean; absent when none resumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_handshake_bytes: Option<f64>,
+    /// TLS handshake time, median, ms: from the ClientHello (TCP already connected) to
+    /// the handshake's end, one round trip for TLS 1.3.
+    pub handshake_p50_ms: f64,
+    /// The same, the slowest.
+    pub handshake_max_ms: f64,
 }
 
 /// Latency percentiles, from the intended publish time.
@@ -180,6 +231,17 @@ pub struct Traffic {
     pub message_bytes: f64,
     /// `message_bytes / bytes_per_message`.
     pub payload_efficiency: f64,
+    /// Server → client bytes at the HTTP layer: above TLS, the plaintext; without TLS the
+    /// same as `bytes_received`. Absent in runs made before it was counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_bytes_received: Option<u64>,
+    /// Client → server bytes at the HTTP layer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_bytes_sent: Option<u64>,
+    /// HTTP-layer bytes both ways per delivered message: `bytes_per_message` without
+    /// what TLS adds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_bytes_per_message: Option<f64>,
 }
 
 /// What crossed the network at the IP layer between the clients and the server, over
@@ -247,6 +309,21 @@ pub struct Idle {
     pub bytes_per_client_per_second: f64,
     /// The same rate over a day (×86,400): the "86 MB/day" figure.
     pub bytes_per_client_per_day: f64,
+    /// HTTP-layer bytes both ways per client per second (above TLS). Absent in runs made
+    /// before it was counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_bytes_per_client_per_second: Option<f64>,
+    /// The same over a day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_bytes_per_client_per_day: Option<f64>,
+    /// Socket bytes both ways per poll while idle (every idle poll is an empty one:
+    /// request and answer; with `--no-keepalive` or `--drop-every` also the reconnects'
+    /// handshakes); absent for SSE and WebSocket, which do not poll.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_empty_poll: Option<f64>,
+    /// The same at the HTTP layer: what HPACK changes, without what TLS adds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_bytes_per_empty_poll: Option<f64>,
 }
 
 /// The server process, from /proc.
@@ -420,6 +497,30 @@ macro_rules! metric {
             get: |t| t.wire.as_ref().and_then(|$s| $get),
         }
     };
+    ($path:literal, $csv:expr, $unit:ident, optional, |$t:ident| $get:expr) => {
+        Metric { path: $path, csv: $csv, unit: Unit::$unit, integer: false, get: |$t| $get }
+    };
+    ($path:literal, $csv:expr, $unit:ident, optional int, |$t:ident| $get:expr) => {
+        Metric { path: $path, csv: $csv, unit: Unit::$unit, integer: true, get: |$t| $get.map(|v| v as f64) }
+    };
+    ($path:literal, $csv:expr, $unit:ident, tls int, |$s:ident| $get:expr) => {
+        Metric {
+            path: $path,
+            csv: $csv,
+            unit: Unit::$unit,
+            integer: true,
+            get: |t| t.tls.as_ref().map(|$s| $get as f64),
+        }
+    };
+    ($path:literal, $csv:expr, $unit:ident, tls, |$s:ident| $get:expr) => {
+        Metric {
+            path: $path,
+            csv: $csv,
+            unit: Unit::$unit,
+            integer: false,
+            get: |t| t.tls.as_ref().and_then(|$s| $get),
+        }
+    };
     ($path:literal, $csv:expr, $unit:ident, server, |$s:ident| $get:expr) => {
         Metric {
             path: $path,
@@ -528,6 +629,33 @@ pub const METRICS: &[Metric] = &[
     ),
     metric!("wire.link_cpu_us_per_packet", Some("wire_link_cpu_us_per_packet"), Us, wire, |w| w
         .link_cpu_us_per_packet),
+    metric!("traffic.http_bytes_per_message", Some("http_bytes_per_message"), Bytes, optional, |t| t
+        .traffic
+        .http_bytes_per_message),
+    metric!(
+        "idle.http_bytes_per_client_per_day",
+        Some("idle_http_bytes_per_client_per_day"),
+        Bytes,
+        optional,
+        |t| t.idle.http_bytes_per_client_per_day
+    ),
+    metric!("idle.bytes_per_empty_poll", Some("idle_bytes_per_empty_poll"), Bytes, optional, |t| t
+        .idle
+        .bytes_per_empty_poll),
+    metric!("idle.http_bytes_per_empty_poll", Some("idle_http_bytes_per_empty_poll"), Bytes, optional, |t| t
+        .idle
+        .http_bytes_per_empty_poll),
+    metric!("tls.handshakes", Some("tls_handshakes"), Count, tls int, |s| s.handshakes),
+    metric!("tls.resumed_handshakes", Some("tls_resumed_handshakes"), Count, tls int, |s| s
+        .resumed_handshakes),
+    metric!("tls.handshake_bytes_sent", Some("tls_handshake_bytes_sent"), Bytes, tls, |s| Some(
+        s.handshake_bytes_sent
+    )),
+    metric!("tls.handshake_bytes_received", Some("tls_handshake_bytes_received"), Bytes, tls, |s| Some(
+        s.handshake_bytes_received
+    )),
+    metric!("tls.handshake_p50_ms", Some("tls_handshake_p50_ms"), Ms, tls, |s| Some(s.handshake_p50_ms)),
+    metric!("tls.handshake_max_ms", Some("tls_handshake_max_ms"), Ms, tls, |s| Some(s.handshake_max_ms)),
     // Not in the CSV.
     metric!("delivery.resets", None, Count, int, |t| t.delivery.resets),
     metric!("traffic.seconds", None, Seconds, |t| t.traffic.seconds),
@@ -546,6 +674,13 @@ pub const METRICS: &[Metric] = &[
         w.idle_packets_per_client_per_second
     )),
     metric!("wire.link_system_cpu_us_per_packet", None, Us, wire, |w| w.link_system_cpu_us_per_packet),
+    metric!("traffic.http_bytes_received", None, Bytes, optional int, |t| t.traffic.http_bytes_received),
+    metric!("traffic.http_bytes_sent", None, Bytes, optional int, |t| t.traffic.http_bytes_sent),
+    metric!("idle.http_bytes_per_client_per_second", None, Bytes, optional, |t| t
+        .idle
+        .http_bytes_per_client_per_second),
+    metric!("tls.full_handshake_bytes", None, Bytes, tls, |s| s.full_handshake_bytes),
+    metric!("tls.resumed_handshake_bytes", None, Bytes, tls, |s| s.resumed_handshake_bytes),
     Metric {
         path: "reference_client.lines",
         csv: None,
@@ -608,15 +743,57 @@ mod tests {
         }
         let text = include_str!("../../results/2026-12-01-lab/results.json");
         let results: Results = serde_json::from_str(text).unwrap();
-        for t in &results.transports {
+        // The committed run predates TLS and the HTTP-layer counter; the same results
+        // with every optional figure filled in cover those.
+        let mut all = results.transports.clone();
+        all.extend(results.transports.iter().cloned().map(with_every_optional_figure));
+        for t in &all {
             let mut fields = Vec::new();
             walk("", &serde_json::to_value(t).unwrap(), &mut fields);
             for (path, value) in &fields {
                 let m = metric(path).unwrap_or_else(|| panic!("{path} is not in METRICS"));
                 assert_eq!((m.get)(t), Some(*value), "{path}");
             }
-            assert_eq!(fields.len(), METRICS.len(), "METRICS lists a path that is not in results.json");
+            // A path of METRICS missing from the JSON is a figure not measured: the
+            // registry must read it as such, not as a number.
+            for m in METRICS {
+                if !fields.iter().any(|(path, _)| path == m.path) {
+                    assert_eq!((m.get)(t), None, "{} is not in results.json but reads as a figure", m.path);
+                }
+            }
         }
+        let full = with_every_optional_figure(results.transports[0].clone());
+        let mut fields = Vec::new();
+        walk("", &serde_json::to_value(&full).unwrap(), &mut fields);
+        assert_eq!(fields.len(), METRICS.len(), "METRICS lists a path that no results.json can have");
+    }
+
+    /// `t` as a TLS run with every optional figure measured.
+    fn with_every_optional_figure(mut t: TransportResult) -> TransportResult {
+        t.traffic.http_bytes_received = Some(11);
+        t.traffic.http_bytes_sent = Some(12);
+        t.traffic.http_bytes_per_message = Some(13.5);
+        t.idle.http_bytes_per_client_per_second = Some(14.5);
+        t.idle.http_bytes_per_client_per_day = Some(15.5);
+        t.idle.bytes_per_empty_poll = Some(16.5);
+        t.idle.http_bytes_per_empty_poll = Some(17.5);
+        t.protocol = Some(ProtocolUsed {
+            http_version: "2".into(),
+            tls: true,
+            alpn: Some("h2".into()),
+            tls_version: Some("TLSv1_3".into()),
+        });
+        t.tls = Some(TlsFigures {
+            handshakes: 21,
+            resumed_handshakes: 22,
+            handshake_bytes_sent: 23.5,
+            handshake_bytes_received: 24.5,
+            full_handshake_bytes: Some(25.5),
+            resumed_handshake_bytes: Some(26.5),
+            handshake_p50_ms: 27.5,
+            handshake_max_ms: 28.5,
+        });
+        t
     }
 
     /// Every key of `saved` is in `again` with the same value; objects are compared key

@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::client::http::HttpConnection;
 use crate::client::{ClientSettings, Dialer, Session, Target};
 use crate::network::link::LinkSnapshot;
 use crate::network::netns::{self, Netns};
@@ -29,8 +30,8 @@ use crate::process::ProcSample;
 use crate::publisher::{self, PublishReport};
 use crate::record::{new_histogram, Live, LiveLatency, LiveSnapshot, Recorder, Window};
 use crate::results::{
-    Delivery, DirectionCount, Idle, Latency, LoadgenCost, ServerCost, Traffic, TransportResult, Wire,
-    WireSource, ESTIMATED_HEADER_BYTES, ESTIMATED_MSS,
+    Delivery, DirectionCount, Idle, Latency, LoadgenCost, ProtocolUsed, ServerCost, TlsFigures, Traffic,
+    TransportResult, Wire, WireSource, ESTIMATED_HEADER_BYTES, ESTIMATED_MSS,
 };
 use crate::upstream;
 use crate::workload::Workload;
@@ -61,10 +62,6 @@ struct Boundary {
 }
 
 impl Plan {
-    fn base_url(&self) -> String {
-        format!("http://{}", self.target.host)
-    }
-
     fn boundary(&self, lives: &[Arc<Live>]) -> Boundary {
         Boundary {
             live: LiveSnapshot::sum(lives),
@@ -88,7 +85,7 @@ impl Plan {
     pub async fn measure(&self, bar: &ProgressBar) -> anyhow::Result<TransportResult> {
         let w = &self.workload;
         let epoch = Instant::now();
-        let (start_id, stream_epoch) = current_position(&self.base_url()).await?;
+        let (start_id, stream_epoch) = current_position(&self.target).await?;
         // Subscribers reach the server through the emulated network, when there is one;
         // the publisher (the event source beside the server) does not.
         let (subscriber_target, emulator) = match (self.packet_link(), w.network.link) {
@@ -121,6 +118,7 @@ impl Plan {
             let live = Arc::new(Live { latency: Some(live_latency.clone()), ..Live::default() });
             lives.push(live.clone());
             let session = Session {
+                client_id: crate::client::next_client_id(),
                 target: subscriber_target.clone(),
                 settings: ClientSettings {
                     poll_interval: w.poll_interval_seconds,
@@ -155,11 +153,10 @@ impl Plan {
 
         bar.set_length(idle_end - start_us);
         let publisher = {
-            let (url, workload, stop, stall) = (self.base_url(), w.clone(), stop.clone(), self.stall);
-            let token = self.target.publish_token.clone();
-            tokio::spawn(async move {
-                publisher::publish(&url, token.as_deref(), &workload, epoch, start_us, stall, stop).await
-            })
+            let (target, workload, stop, stall) = (self.target.clone(), w.clone(), stop.clone(), self.stall);
+            tokio::spawn(
+                async move { publisher::publish(&target, &workload, epoch, start_us, stall, stop).await },
+            )
         };
         let ticking = |phase: &'static str, until: u64| {
             bar.set_message(phase);
@@ -239,6 +236,14 @@ fn summarize(transport: Transport, w: &Workload, r: Recorded) -> anyhow::Result<
     let idle = r.idle_to.live.since(&r.idle_from.live);
     let idle_seconds = w.idle_seconds.as_secs_f64();
     let per_client_second = |v: u64| v as f64 / w.clients as f64 / idle_seconds;
+    let http_bytes = (measured.http_bytes_read + measured.http_bytes_written) as f64;
+    let idle_bytes = idle.bytes_read + idle.bytes_written;
+    let idle_http_bytes = idle.http_bytes_read + idle.http_bytes_written;
+    // While idle every poll is an empty one; push transports send no request then.
+    let per_empty_poll = |bytes: u64| {
+        let polls = matches!(transport, Transport::ShortPoll | Transport::LongPoll) && idle.requests > 0;
+        polls.then(|| bytes as f64 / idle.requests as f64)
+    };
     let server =
         match (r.server_before, r.server_with_clients, &r.measured_from.server, &r.measured_to.server) {
             (Some(before), Some(with_clients), Some(from), Some(to)) => {
@@ -283,12 +288,19 @@ fn summarize(transport: Transport, w: &Workload, r: Recorded) -> anyhow::Result<
             bytes_per_message: bytes / messages,
             message_bytes,
             payload_efficiency: message_bytes / (bytes / messages),
+            http_bytes_received: Some(measured.http_bytes_read),
+            http_bytes_sent: Some(measured.http_bytes_written),
+            http_bytes_per_message: Some(http_bytes / messages),
         },
         idle: Idle {
             seconds: idle_seconds,
             requests_per_client_per_second: per_client_second(idle.requests),
-            bytes_per_client_per_second: per_client_second(idle.bytes_read + idle.bytes_written),
-            bytes_per_client_per_day: per_client_second(idle.bytes_read + idle.bytes_written) * 86_400.0,
+            bytes_per_client_per_second: per_client_second(idle_bytes),
+            bytes_per_client_per_day: per_client_second(idle_bytes) * 86_400.0,
+            http_bytes_per_client_per_second: Some(per_client_second(idle_http_bytes)),
+            http_bytes_per_client_per_day: Some(per_client_second(idle_http_bytes) * 86_400.0),
+            bytes_per_empty_poll: per_empty_poll(idle_bytes),
+            http_bytes_per_empty_poll: per_empty_poll(idle_http_bytes),
         },
         server,
         loadgen: LoadgenCost {
@@ -298,8 +310,53 @@ fn summarize(transport: Transport, w: &Workload, r: Recorded) -> anyhow::Result<
             publish_requests: r.published.batches,
         },
         wire: wire(w, &r),
+        protocol: protocol(&r.recorders)?,
+        tls: tls(&r.recorders),
         upstream: r.upstream,
         reference_client: Some(crate::complexity::reference_client(transport)),
+    })
+}
+
+/// What the clients' connections spoke. Every client checked its own against what was
+/// asked for; they must also agree with each other.
+fn protocol(recorders: &[Recorder]) -> anyhow::Result<Option<ProtocolUsed>> {
+    let mut seen = recorders.iter().filter_map(|r| r.negotiated.as_ref());
+    let Some(first) = seen.next() else { return Ok(None) };
+    if let Some(other) = seen.find(|n| *n != first) {
+        anyhow::bail!("the clients' connections spoke different protocols: {first:?} and {other:?}");
+    }
+    Ok(Some(ProtocolUsed {
+        http_version: first.http_version.clone(),
+        tls: first.tls_version.is_some(),
+        alpn: first.alpn.clone(),
+        tls_version: first.tls_version.clone(),
+    }))
+}
+
+/// The TLS handshakes of every client; `None` without TLS (no handshake at all).
+fn tls(recorders: &[Recorder]) -> Option<TlsFigures> {
+    let all: Vec<_> = recorders.iter().flat_map(|r| &r.handshakes).collect();
+    if all.is_empty() {
+        return None;
+    }
+    let n = all.len() as f64;
+    let mean_both = |resumed: bool| {
+        let kind: Vec<_> = all.iter().filter(|h| h.resumed == resumed).collect();
+        let total: u64 = kind.iter().map(|h| h.bytes_sent + h.bytes_received).sum();
+        (!kind.is_empty()).then(|| total as f64 / kind.len() as f64)
+    };
+    let mut micros: Vec<u64> = all.iter().map(|h| h.micros).collect();
+    micros.sort_unstable();
+    Some(TlsFigures {
+        handshakes: all.len() as u64,
+        resumed_handshakes: all.iter().filter(|h| h.resumed).count() as u64,
+        handshake_bytes_sent: all.iter().map(|h| h.bytes_sent).sum::<u64>() as f64 / n,
+        handshake_bytes_received: all.iter().map(|h| h.bytes_received).sum::<u64>() as f64 / n,
+        full_handshake_bytes: mean_both(false),
+        resumed_handshake_bytes: mean_both(true),
+        // The lower median of an even count: a value that was measured.
+        handshake_p50_ms: micros[(micros.len() - 1) / 2] as f64 / 1e3,
+        handshake_max_ms: micros[micros.len() - 1] as f64 / 1e3,
     })
 }
 
@@ -371,13 +428,18 @@ fn estimate(live: &LiveSnapshot) -> (DirectionCount, DirectionCount) {
 }
 
 /// The stream's last id and epoch: clients start from there, so on a server already in
-/// use they expect only the messages of this run.
-async fn current_position(base_url: &str) -> anyhow::Result<(u64, Option<String>)> {
-    let body: serde_json::Value = reqwest::get(format!("{base_url}/poll"))
+/// use they expect only the messages of this run. Asked the way the clients will ask (TLS,
+/// the HTTP version), so a server that cannot be trusted or speaks another protocol stops
+/// the run here, with the reason, before any client connects.
+async fn current_position(target: &Target) -> anyhow::Result<(u64, Option<String>)> {
+    let uncounted = Live::default();
+    let scheme = if target.tls.is_some() { "https" } else { "http" };
+    let base_url = format!("{scheme}://{} (HTTP/{})", target.host, target.http);
+    let mut connection = HttpConnection::open(&target.for_the_load_generator(), &uncounted)
         .await
-        .with_context(|| format!("cannot reach the server at {base_url}"))?
-        .json()
-        .await?;
+        .with_context(|| format!("cannot reach the server at {base_url}"))?;
+    let body = connection.get(&uncounted, "/poll").await.with_context(|| format!("asking {base_url}"))?;
+    let body: serde_json::Value = serde_json::from_slice(&body).context("`/poll` answered without JSON")?;
     let last_id =
         body["last_id"].as_u64().context("`/poll` answered without last_id: is this a pushlab server?")?;
     Ok((last_id, body["epoch"].as_str().map(str::to_string)))

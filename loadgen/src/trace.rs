@@ -6,12 +6,24 @@
 //! and masks — into parts, and the parts of both directions are printed in the order
 //! their first byte crossed the socket. Every byte belongs to exactly one part, so the
 //! totals are the wire totals.
+//!
+//! With `--http 2` the bytes are HTTP/2 frames ([`http2`]), and the same bodies, SSE
+//! fields and WebSocket frames are shown inside the DATA frames that carry them. With
+//! `--tls` the socket carries TLS records ([`tls`]); the client's HTTP layer records the
+//! plaintext above TLS itself (a tap on its `LayerCountingStream`, `wire.rs`), and the
+//! HTTP parts are shown inside the records that carried them, each record with the
+//! bytes TLS added to it.
+
+pub mod http2;
+pub mod tls;
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pushlab_protocol::Transport;
+
+use crate::client::tls::HttpVersion;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -36,8 +48,21 @@ pub enum Kind {
     SseFraming,
     /// WebSocket frame headers (and client masks).
     WsFraming,
+    /// HTTP/2: the client preface, frame headers (9 B each), padding.
+    H2Framing,
+    /// HTTP/2: the payloads of SETTINGS, WINDOW_UPDATE, PING, RST_STREAM, GOAWAY.
+    H2Control,
+    /// HTTP/2: header blocks, HPACK-encoded.
+    Hpack,
     /// The message JSON, and bodies of poll responses.
     Payload,
+    /// TLS: record headers, and each encrypted record's inner content type and tag.
+    TlsFraming,
+    /// TLS: handshake messages (hellos, certificate, finished, session tickets),
+    /// change_cipher_spec, alerts.
+    TlsHandshake,
+    /// TLS: records that could not be decrypted.
+    TlsOpaque,
 }
 
 impl Kind {
@@ -47,7 +72,13 @@ impl Kind {
             Kind::ChunkFraming => "chunked-encoding framing",
             Kind::SseFraming => "SSE field names, comments, line ends",
             Kind::WsFraming => "WebSocket frame headers and masks",
+            Kind::H2Framing => "HTTP/2 preface, frame headers, padding",
+            Kind::H2Control => "HTTP/2 SETTINGS, WINDOW_UPDATE, PING, … payloads",
+            Kind::Hpack => "HTTP/2 header blocks (HPACK)",
             Kind::Payload => "bodies and message JSON",
+            Kind::TlsFraming => "TLS record headers, inner types, AEAD tags",
+            Kind::TlsHandshake => "TLS handshake, change_cipher_spec, alerts",
+            Kind::TlsOpaque => "TLS records not decrypted",
         }
     }
 }
@@ -65,6 +96,11 @@ pub struct Part {
     pub label: String,
     /// For the totals.
     pub kind: Kind,
+    /// How deep it is nested: 0 for what is directly on the wire; 1 inside an HTTP/2
+    /// frame or a TLS record; 2 inside a frame inside a record.
+    pub depth: usize,
+    /// What to print instead of the bytes (decoded header fields, a frame's flags).
+    pub shown: Option<String>,
 }
 
 /// The bytes each direction carried, with the time each chunk arrived.
@@ -78,6 +114,16 @@ pub struct Recording {
     pub drops: Vec<Duration>,
     /// Other moments worth showing: a message published while the client was away.
     pub notes: Vec<(Duration, String)>,
+    /// The HTTP version the client spoke.
+    pub http_version: HttpVersion,
+    /// With TLS: the plaintext above TLS, as the client's HTTP layer read and wrote it
+    /// (its tap), on the same clock and with the same connection numbers.
+    pub plaintext: Option<Box<Recording>>,
+    /// With TLS: the client's session secrets, to decrypt the records with.
+    pub key_log: Vec<tls::Secret>,
+    /// The client's HTTP-layer counter at the end, `(read, written)`: what the plaintext
+    /// must add up to.
+    pub layer_counted: Option<(u64, u64)>,
 }
 
 impl Recording {
@@ -137,10 +183,19 @@ pub async fn dropping_relay(
     server: std::net::SocketAddr,
     drop_after: Option<Duration>,
 ) -> std::io::Result<(std::net::SocketAddr, Arc<Mutex<Recording>>, tokio::task::JoinHandle<()>)> {
+    relay_from(server, drop_after, Instant::now()).await
+}
+
+/// [`dropping_relay`] whose times count from `start`: the clock the client's own
+/// plaintext recording (with TLS) is on too.
+async fn relay_from(
+    server: std::net::SocketAddr,
+    drop_after: Option<Duration>,
+    start: Instant,
+) -> std::io::Result<(std::net::SocketAddr, Arc<Mutex<Recording>>, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let recording = Arc::new(Mutex::new(Recording::default()));
-    let start = Instant::now();
     let rec = recording.clone();
     let task = tokio::spawn(async move {
         let mut pumps = tokio::task::JoinSet::new();
@@ -209,59 +264,21 @@ pub fn decode(stream: &[u8], direction: Direction) -> Vec<Part> {
     let mut pos = 0;
     let mut websocket = false;
     let push = |parts: &mut Vec<Part>, offset: usize, len: usize, label: String, kind: Kind| {
-        parts.push(Part { direction, offset, bytes: stream[offset..offset + len].to_vec(), label, kind });
+        parts.push(Part {
+            direction,
+            offset,
+            bytes: stream[offset..offset + len].to_vec(),
+            label,
+            kind,
+            depth: 0,
+            shown: None,
+        });
     };
     while pos < stream.len() {
         if websocket {
-            match ws_frame(&stream[pos..]) {
-                Some((header_len, mask_len, payload_len, description)) => {
-                    push(
-                        &mut parts,
-                        pos,
-                        header_len - mask_len,
-                        format!("frame header: {description}"),
-                        Kind::WsFraming,
-                    );
-                    if mask_len > 0 {
-                        push(
-                            &mut parts,
-                            pos + header_len - mask_len,
-                            mask_len,
-                            "masking key (client → server)".into(),
-                            Kind::WsFraming,
-                        );
-                    }
-                    let payload = &stream[pos + header_len..pos + header_len + payload_len];
-                    let key = &stream[pos + header_len - mask_len..pos + header_len];
-                    let text: Vec<u8> = payload
-                        .iter()
-                        .enumerate()
-                        .map(|(i, b)| if mask_len > 0 { b ^ key[i % 4] } else { *b })
-                        .collect();
-                    parts.push(Part {
-                        direction,
-                        offset: pos + header_len,
-                        bytes: text,
-                        label: format!(
-                            "payload, {payload_len} B{}",
-                            if mask_len > 0 { " (shown unmasked)" } else { "" }
-                        ),
-                        kind: Kind::Payload,
-                    });
-                    pos += header_len + payload_len;
-                }
-                None => {
-                    push(
-                        &mut parts,
-                        pos,
-                        stream.len() - pos,
-                        "incomplete frame (the trace ended)".into(),
-                        Kind::WsFraming,
-                    );
-                    break;
-                }
-            }
-            continue;
+            // After the upgrade, the rest of the connection is WebSocket frames.
+            websocket_frames(stream, pos, direction, &mut parts);
+            break;
         }
         // An HTTP message head: start line, header lines, blank line.
         let Some(head_end) = find(&stream[pos..], b"\r\n\r\n").map(|i| pos + i + 4) else {
@@ -346,6 +363,104 @@ pub fn decode(stream: &[u8], direction: Direction) -> Vec<Part> {
     parts
 }
 
+/// WebSocket frames from `pos` to the end of `stream`: each frame's header, the client's
+/// masking key, and the payload (shown unmasked).
+fn websocket_frames(stream: &[u8], mut pos: usize, direction: Direction, parts: &mut Vec<Part>) {
+    let push = |parts: &mut Vec<Part>, offset: usize, len: usize, label: String, kind: Kind| {
+        parts.push(Part {
+            direction,
+            offset,
+            bytes: stream[offset..offset + len].to_vec(),
+            label,
+            kind,
+            depth: 0,
+            shown: None,
+        });
+    };
+    while pos < stream.len() {
+        match ws_frame(&stream[pos..]) {
+            Some((header_len, mask_len, payload_len, description)) => {
+                push(
+                    parts,
+                    pos,
+                    header_len - mask_len,
+                    format!("frame header: {description}"),
+                    Kind::WsFraming,
+                );
+                if mask_len > 0 {
+                    push(
+                        parts,
+                        pos + header_len - mask_len,
+                        mask_len,
+                        "masking key (client → server)".into(),
+                        Kind::WsFraming,
+                    );
+                }
+                let payload = &stream[pos + header_len..pos + header_len + payload_len];
+                let key = &stream[pos + header_len - mask_len..pos + header_len];
+                let text: Vec<u8> = payload
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| if mask_len > 0 { b ^ key[i % 4] } else { *b })
+                    .collect();
+                parts.push(Part {
+                    direction,
+                    offset: pos + header_len,
+                    bytes: text,
+                    label: format!(
+                        "payload, {payload_len} B{}",
+                        if mask_len > 0 { " (shown unmasked)" } else { "" }
+                    ),
+                    kind: Kind::Payload,
+                    depth: 0,
+                    shown: None,
+                });
+                pos += header_len + payload_len;
+            }
+            None => {
+                push(
+                    parts,
+                    pos,
+                    stream.len() - pos,
+                    "incomplete frame (the trace ended)".into(),
+                    Kind::WsFraming,
+                );
+                break;
+            }
+        }
+    }
+}
+
+/// Puts parts decoded from a stream carried in pieces (a body in DATA frames, HTTP in
+/// TLS records) back where the pieces are: `segments` are `(offset in the outer stream,
+/// offset in the inner one, length)`. A part that spans two pieces is split in two, the
+/// second marked as continued; each goes `deeper` levels below what carries it.
+fn place(inner: Vec<Part>, segments: &[(usize, usize, usize)], deeper: usize) -> Vec<Part> {
+    let mut placed = Vec::new();
+    for part in inner {
+        let (from, to) = (part.offset, part.offset + part.bytes.len());
+        let mut first = true;
+        for &(outer, start, len) in segments {
+            let (lo, hi) = (from.max(start), to.min(start + len));
+            if lo >= hi {
+                continue;
+            }
+            let label = if first { part.label.clone() } else { format!("{} (continued)", part.label) };
+            placed.push(Part {
+                direction: part.direction,
+                offset: outer + lo - start,
+                bytes: part.bytes[lo - from..hi - from].to_vec(),
+                label,
+                kind: part.kind,
+                depth: part.depth + deeper,
+                shown: if first { part.shown.clone() } else { None },
+            });
+            first = false;
+        }
+    }
+    placed
+}
+
 fn sse_lines(stream: &[u8], mut pos: usize, end: usize, direction: Direction, parts: &mut Vec<Part>) {
     while pos < end {
         let line_end = find(&stream[pos..end], b"\n").map(|i| pos + i + 1).unwrap_or(end);
@@ -358,6 +473,8 @@ fn sse_lines(stream: &[u8], mut pos: usize, end: usize, direction: Direction, pa
                 bytes: stream[from..to].to_vec(),
                 label: label.into(),
                 kind,
+                depth: 0,
+                shown: None,
             });
         };
         if let Some(data) = text.strip_prefix("data: ") {
@@ -394,7 +511,7 @@ fn ws_frame(bytes: &[u8]) -> Option<(usize, usize, usize, String)> {
         _ => "reserved",
     };
     let masked = bytes[1] & 0x80 != 0;
-    let (len, mut header) = match bytes[1] & 0x7f {
+    let (len, mut header): (usize, usize) = match bytes[1] & 0x7f {
         126 if bytes.len() >= 4 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
         127 if bytes.len() >= 10 => (u64::from_be_bytes(bytes[2..10].try_into().ok()?) as usize, 10),
         126 | 127 => return None,
@@ -407,27 +524,126 @@ fn ws_frame(bytes: &[u8]) -> Option<(usize, usize, usize, String)> {
     );
     let mask = if masked { 4 } else { 0 };
     header += mask;
-    (bytes.len() >= header + len).then_some((header, mask, len, description))
+    (bytes.len() >= header.checked_add(len)?).then_some((header, mask, len, description))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-/// Renders the parts of both directions in time order, then the totals.
-pub fn render(transport: Transport, recording: &Recording) -> String {
-    let mut parts: Vec<(usize, Part)> = Vec::new();
+/// A recording decoded: every part on the wire, and what the HTTP/2 and TLS decoders
+/// learnt on the way.
+#[derive(Debug, Default)]
+pub struct Decoded {
+    /// `(connection, part)` of both directions, in the order their first byte crossed.
+    pub parts: Vec<(usize, Part)>,
+    /// HTTP/2: every header block, with its connection, in the order sent.
+    pub header_blocks: Vec<(usize, http2::HeaderBlock)>,
+    /// TLS: what it added, per connection and direction.
+    pub overhead: Vec<(usize, Direction, tls::Overhead)>,
+    /// What did not add up: records that could not be decrypted, plaintext that differs
+    /// from what the client recorded.
+    pub warnings: Vec<String>,
+}
+
+/// Decodes every connection of a recording, both directions: HTTP/1.1 or HTTP/2 on the
+/// socket, or inside TLS records.
+pub fn decode_recording(recording: &Recording) -> Decoded {
+    let mut decoded = Decoded::default();
+    // Where the HTTP bytes are: on the socket, or with TLS as the client recorded them.
+    let http_source = recording.plaintext.as_deref().unwrap_or(recording);
     for connection in recording.connections() {
-        for direction in [Direction::Up, Direction::Down] {
-            let stream = recording.stream_of(connection, direction);
-            parts.extend(decode(&stream, direction).into_iter().map(|p| (connection, p)));
+        let streams = [Direction::Up, Direction::Down].map(|d| http_source.stream_of(connection, d));
+        let mut http_parts = match recording.http_version {
+            HttpVersion::Http1 => [decode(&streams[0], Direction::Up), decode(&streams[1], Direction::Down)],
+            HttpVersion::Http2 => {
+                // The client's side first: its requests say what each stream carries.
+                let mut context = http2::Connection::default();
+                let up = http2::decode(&streams[0], Direction::Up, &mut context);
+                let down = http2::decode(&streams[1], Direction::Down, &mut context);
+                decoded.header_blocks.extend(context.header_blocks.into_iter().map(|b| (connection, b)));
+                [up, down]
+            }
+        };
+        if recording.plaintext.is_none() {
+            for parts in http_parts {
+                decoded.parts.extend(parts.into_iter().map(|p| (connection, p)));
+            }
+            continue;
+        }
+        let wire = [Direction::Up, Direction::Down].map(|d| recording.stream_of(connection, d));
+        for (i, direction) in [Direction::Up, Direction::Down].into_iter().enumerate() {
+            let secrets = tls::secrets(&wire[0], &wire[1], &recording.key_log, direction);
+            let decrypted = secrets.is_some();
+            let http = std::mem::take(&mut http_parts[i]);
+            let (parts, plaintext, overhead) = tls::decode(&wire[i], direction, secrets, http);
+            let way = if direction == Direction::Up { "client → server" } else { "server → client" };
+            if !decrypted && !wire[i].is_empty() {
+                decoded.warnings.push(format!(
+                    "connection {}, {way}: no TLS 1.3 secrets for it, its records are not decrypted",
+                    connection + 1
+                ));
+            } else if plaintext != streams[i] {
+                decoded.warnings.push(format!(
+                    "connection {}, {way}: the records hold {} B of HTTP, the client recorded {} B",
+                    connection + 1,
+                    plaintext.len(),
+                    streams[i].len()
+                ));
+            }
+            decoded.parts.extend(parts.into_iter().map(|p| (connection, p)));
+            decoded.overhead.push((connection, direction, overhead));
         }
     }
     let time = |(c, p): &(usize, Part)| recording.time_of(*c, p.direction, p.offset);
-    parts.sort_by_key(|cp| (time(cp), cp.0, cp.1.direction == Direction::Down, cp.1.offset));
-    let mut out = format!(
-        "pushlab trace: {transport}. → client to server, ← server to client; every byte is shown once.\n\n"
-    );
+    decoded.parts.sort_by_key(|cp| (time(cp), cp.0, cp.1.direction == Direction::Down, cp.1.offset));
+    decoded
+}
+
+/// Cleartext HTTP/1.1: what `pushlab trace` printed before HTTP/2 and TLS, and prints the same.
+fn is_plain_http1(recording: &Recording) -> bool {
+    recording.http_version == HttpVersion::Http1 && recording.plaintext.is_none()
+}
+
+/// What carries the HTTP, in words: "HTTP/2 over TLS".
+fn protocol_name(recording: &Recording) -> String {
+    match (recording.http_version, recording.plaintext.is_some()) {
+        (HttpVersion::Http1, false) => "HTTP/1.1".into(),
+        (HttpVersion::Http1, true) => "HTTP/1.1 over TLS".into(),
+        (HttpVersion::Http2, false) => "HTTP/2 in cleartext (prior knowledge)".into(),
+        (HttpVersion::Http2, true) => "HTTP/2 over TLS".into(),
+    }
+}
+
+/// Up to 24 bytes in hex; longer runs (certificates) cut short, with their length.
+fn hex_preview(bytes: &[u8]) -> String {
+    let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
+    if bytes.len() <= 24 {
+        hex(bytes)
+    } else {
+        format!("{} … ({} B more)", hex(&bytes[..16]), bytes.len() - 16)
+    }
+}
+
+/// Renders the parts of both directions in time order, then the totals.
+pub fn render(transport: Transport, recording: &Recording) -> String {
+    let decoded = decode_recording(recording);
+    let parts = decoded.parts;
+    let time = |(c, p): &(usize, Part)| recording.time_of(*c, p.direction, p.offset);
+    let mut out = if is_plain_http1(recording) {
+        format!(
+            "pushlab trace: {transport}. → client to server, ← server to client; every byte is shown once.\n\n"
+        )
+    } else {
+        format!(
+            "pushlab trace: {transport}, {}. → client to server, ← server to client; every byte on the wire is \
+             shown once, what a frame{} carries indented below it.\n\n",
+            protocol_name(recording),
+            if recording.plaintext.is_some() { " or a TLS record" } else { "" }
+        )
+    };
+    // Nested frames and records need a wider label column than HTTP/1.1's lines.
+    let label_width = if is_plain_http1(recording) { 36 } else { 42 };
     let mut drops = recording.drops.iter().peekable();
     let mut notes = recording.notes.iter().peekable();
     let mut connection = 0;
@@ -453,26 +669,28 @@ pub fn render(transport: Transport, recording: &Recording) -> String {
         }
         let part = &cp.1;
         let arrow = if part.direction == Direction::Up { "→" } else { "←" };
-        // Line ends made visible; everything else as it is.
-        let shown: String = String::from_utf8_lossy(&part.bytes).replace('\r', "\\r").replace('\n', "\\n");
-        let shown = if part.kind == Kind::WsFraming {
-            part.bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
-        } else {
-            shown
+        let shown = match (&part.shown, part.kind) {
+            (Some(shown), _) => shown.clone(),
+            (None, Kind::WsFraming | Kind::H2Framing | Kind::H2Control | Kind::Hpack | Kind::TlsFraming) => {
+                part.bytes.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ")
+            }
+            (None, Kind::TlsHandshake | Kind::TlsOpaque) => hex_preview(&part.bytes),
+            // Line ends made visible; everything else as it is.
+            (None, _) => String::from_utf8_lossy(&part.bytes).replace('\r', "\\r").replace('\n', "\\n"),
         };
+        let label = format!("{}{}", "  ".repeat(part.depth), part.label);
         // Every byte is printed: long parts continue on the following lines.
         let chars: Vec<char> = shown.chars().collect();
         let mut lines = chars.chunks(72).map(|c| c.iter().collect::<String>());
         let first = lines.next().unwrap_or_default();
         let _ = writeln!(
             out,
-            "{:>9.3} ms {arrow} {:>5} B  {:<36} {first}",
+            "{:>9.3} ms {arrow} {:>5} B  {label:<label_width$} {first}",
             time(cp).as_secs_f64() * 1e3,
             part.bytes.len(),
-            part.label
         );
         for more in lines {
-            let _ = writeln!(out, "{:>60} {more}", "");
+            let _ = writeln!(out, "{:>width$} {more}", "", width = label_width + 24);
         }
     }
     for drop in drops {
@@ -499,7 +717,80 @@ pub fn render(transport: Transport, recording: &Recording) -> String {
             let _ = writeln!(out, "  {bytes:>6} B  {}", kind.name());
         }
     }
+    if !decoded.header_blocks.is_empty() {
+        out.push_str(
+            "\nHTTP/2 header blocks, HPACK-encoded, beside the same fields as text (`name: value\\r\\n`): a field \
+             sent before on the connection is one byte, its index in HPACK's dynamic table.\n",
+        );
+        for (connection, block) in &decoded.header_blocks {
+            let arrow = if block.direction == Direction::Up { "→" } else { "←" };
+            let _ = writeln!(
+                out,
+                "  {arrow} connection {}, stream {:>3}: {:>4} B HPACK, {:>4} B as text",
+                connection + 1,
+                block.stream,
+                block.hpack_bytes,
+                block.plain_bytes
+            );
+        }
+    }
+    for (direction, name) in [(Direction::Up, "client → server"), (Direction::Down, "server → client")] {
+        let mut sum = tls::Overhead::default();
+        for (_, _, o) in decoded.overhead.iter().filter(|o| o.1 == direction) {
+            sum.wire_bytes += o.wire_bytes;
+            sum.http_bytes += o.http_bytes;
+            sum.http_records += o.http_records;
+            sum.http_record_framing += o.http_record_framing;
+            sum.other_records += o.other_records;
+            sum.other_record_bytes += o.other_record_bytes;
+            sum.sealed_bytes += o.sealed_bytes;
+        }
+        if decoded.overhead.is_empty() {
+            break;
+        }
+        let counted = recording.layer_counted.map(|(read, written)| match direction {
+            Direction::Up => written,
+            Direction::Down => read,
+        });
+        let _ = writeln!(
+            out,
+            "\nTLS, {name}: {} B on the wire carried {} B of HTTP{}; TLS added {} B",
+            sum.wire_bytes,
+            sum.http_bytes,
+            counted.map_or(String::new(), |c| format!(" (the client's HTTP layer counted {c} B)")),
+            sum.wire_bytes - sum.http_bytes
+        );
+        let _ = writeln!(
+            out,
+            "  {:>6} B  {} records of the handshake, session tickets, change_cipher_spec, alerts (whole)",
+            sum.other_record_bytes, sum.other_records
+        );
+        if sum.http_records > 0 {
+            let _ = writeln!(
+                out,
+                "  {:>6} B  framing of the {} records that carried HTTP: {:.0} B each (5 B header, 1 B inner type, 16 B tag)",
+                sum.http_record_framing,
+                sum.http_records,
+                sum.http_record_framing as f64 / sum.http_records as f64
+            );
+        }
+        if sum.sealed_bytes > 0 {
+            let _ = writeln!(out, "  {:>6} B  in records not decrypted", sum.sealed_bytes);
+        }
+    }
+    for warning in &decoded.warnings {
+        let _ = writeln!(out, "\nwarning: {warning}");
+    }
     out
+}
+
+/// How `pushlab trace` reaches its server: the HTTP version, and whether over TLS.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Protocol {
+    /// `--http`.
+    pub http: HttpVersion,
+    /// `--tls`.
+    pub tls: bool,
 }
 
 /// Runs one `transport` client against a fresh server (`server_exe serve`) through a
@@ -523,13 +814,59 @@ pub async fn record(
     messages: u64,
     drop_after: Option<Duration>,
 ) -> anyhow::Result<Recording> {
+    record_with(transport, server_exe, messages, drop_after, Protocol::default()).await
+}
+
+/// [`record`] over `protocol`: HTTP/2 (`--http 2`), TLS (`--tls`) or both. With TLS the
+/// server gets a certificate made for this trace, the client trusts exactly that one
+/// and logs its session secrets, and its HTTP layer records the plaintext above TLS.
+pub async fn record_with(
+    transport: Transport,
+    server_exe: &std::path::Path,
+    messages: u64,
+    drop_after: Option<Duration>,
+    protocol: Protocol,
+) -> anyhow::Result<Recording> {
+    use crate::client::http::HttpConnection;
+    use crate::client::tls::{LabCertificate, TlsClient};
     use crate::client::{ClientSettings, Session, Target};
-    let server = crate::process::ServerProcess::spawn(server_exe, &[]).await?;
-    let (relay, recording, relay_task) = dropping_relay(server.addr, drop_after).await?;
+    let certificate = if protocol.tls { Some(LabCertificate::generate(&[])?) } else { None };
+    let mut extra = Vec::new();
+    if let Some(certificate) = &certificate {
+        for (flag, path) in [("--cert", certificate.cert_path()), ("--key", certificate.key_path())] {
+            extra.push(flag.to_string());
+            extra.push(path.display().to_string());
+        }
+    }
+    let server = crate::process::ServerProcess::spawn(server_exe, &extra).await?;
     let start = Instant::now();
+    let (relay, recording, relay_task) = relay_from(server.addr, drop_after, start).await?;
+    let key_log = Arc::new(tls::KeyLog::default());
+    let tls_for = |host: &str, http: HttpVersion, key_log: Option<Arc<tls::KeyLog>>| -> anyhow::Result<_> {
+        let Some(certificate) = &certificate else { return Ok(None) };
+        let tls = TlsClient::new(&certificate.trust()?, http, host, 1)?;
+        let Some(key_log) = key_log else { return Ok(Some(tls.without_resumption())) };
+        let mut config = (*tls.config).clone();
+        config.key_log = key_log;
+        Ok(Some(TlsClient { config: Arc::new(config), ..tls }))
+    };
+    let target = Target {
+        tls: tls_for(&relay.to_string(), protocol.http, Some(key_log.clone()))?,
+        http: protocol.http,
+        ..Target::new(relay)
+    };
+    // The publisher goes straight to the server, in HTTP/1.1: not part of the trace.
+    let publisher_target = Target {
+        tls: tls_for(&server.addr.to_string(), HttpVersion::Http1, None)?,
+        ..Target::new(server.addr)
+    };
     let settings = ClientSettings::plain(Duration::from_millis(300));
     let recorder = crate::record::Recorder::new(Default::default());
-    let session = Session::new(Target::new(relay), settings, recorder, Instant::now());
+    let session = Session::new(target, settings, recorder, Instant::now());
+    let tap = Arc::new(crate::wire::Tap::default());
+    if protocol.tls {
+        let _ = session.live.http.tap.set(tap.clone());
+    }
     let (live, stop) = (session.live.clone(), session.stop.clone());
     let client = tokio::spawn(session.run(transport));
     let wait_for = |what: &'static str, done: Box<dyn Fn() -> bool + Send>| async move {
@@ -548,27 +885,28 @@ pub async fn record(
     )
     .await?;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let publisher = reqwest::Client::new();
+    let publisher_live = crate::record::Live::default();
+    let mut publisher = HttpConnection::open(&publisher_target, &publisher_live).await?;
+    async fn publish(
+        publisher: &mut HttpConnection,
+        live: &crate::record::Live,
+        text: String,
+    ) -> anyhow::Result<()> {
+        let body = serde_json::json!({"type": "chat", "data": {"text": text}}).to_string();
+        let (status, answer) = publisher.post_json(live, "/publish", body.into(), None).await?;
+        anyhow::ensure!(status.is_success(), "publishing: {status}: {}", String::from_utf8_lossy(&answer));
+        Ok(())
+    }
     let mut published = messages;
     for i in 1..=messages {
-        publisher
-            .post(format!("http://{}/publish", server.addr))
-            .json(&serde_json::json!({"type": "chat", "data": {"text": format!("hello {i}")}}))
-            .send()
-            .await?
-            .error_for_status()?;
+        publish(&mut publisher, &publisher_live, format!("hello {i}")).await?;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     if let Some(after) = drop_after {
         // One more while the client is away: it must come with the resume.
         tokio::time::sleep_until(start + after + Duration::from_millis(30)).await;
         published += 1;
-        publisher
-            .post(format!("http://{}/publish", server.addr))
-            .json(&serde_json::json!({"type": "chat", "data": {"text": "hello while away"}}))
-            .send()
-            .await?
-            .error_for_status()?;
+        publish(&mut publisher, &publisher_live, "hello while away".to_string()).await?;
         if let Ok(mut r) = recording.lock() {
             r.notes
                 .push((start.elapsed(), format!("message {published} published while the client is away")));
@@ -586,9 +924,23 @@ pub async fn record(
     client.await?;
     tokio::time::sleep(Duration::from_millis(50)).await;
     relay_task.abort();
+    drop(publisher);
     server.stop().await?;
     let mut recording = recording.lock().map_err(|_| anyhow::anyhow!("recording poisoned"))?;
-    Ok(std::mem::take(&mut *recording))
+    let mut recording = std::mem::take(&mut *recording);
+    recording.http_version = protocol.http;
+    recording.layer_counted = Some(live.http.snapshot());
+    if protocol.tls {
+        let mut plaintext = Recording::default();
+        for chunk in tap.taken().chunks {
+            let direction = if chunk.written { Direction::Up } else { Direction::Down };
+            plaintext.chunks.push((chunk.at.saturating_duration_since(start), direction, chunk.bytes));
+            plaintext.connection_of.push(chunk.connection);
+        }
+        recording.plaintext = Some(Box::new(plaintext));
+        recording.key_log = key_log.secrets();
+    }
+    Ok(recording)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -610,6 +962,9 @@ pub struct Arrow {
 
 /// Groups the parts of a recording into arrows, in the order they crossed.
 pub fn arrows(recording: &Recording) -> Vec<Arrow> {
+    if !is_plain_http1(recording) {
+        return layered_arrows(recording);
+    }
     let mut arrows = Vec::new();
     for (connection, direction) in
         recording.connections().into_iter().flat_map(|c| [(c, Direction::Up), (c, Direction::Down)])
@@ -690,6 +1045,54 @@ pub fn arrows(recording: &Recording) -> Vec<Arrow> {
             });
             i = end;
         }
+    }
+    arrows.sort_by_key(|a| (a.time, a.direction == Direction::Down));
+    arrows
+}
+
+/// Over HTTP/2 or TLS, one arrow per HTTP/2 frame or TLS record: what is directly on
+/// the wire, named by its label and, for a record, by the first thing it carries.
+fn layered_arrows(recording: &Recording) -> Vec<Arrow> {
+    let mut arrows: Vec<Arrow> = Vec::new();
+    let mut streams: Vec<((usize, bool), Vec<Part>)> = Vec::new();
+    for (connection, part) in decode_recording(recording).parts {
+        let key = (connection, part.direction == Direction::Down);
+        match streams.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, parts)) => parts.push(part),
+            None => streams.push((key, vec![part])),
+        }
+    }
+    for ((connection, _), mut parts) in streams {
+        parts.sort_by_key(|p| p.offset);
+        let mut open: Option<(Arrow, bool)> = None;
+        for part in parts {
+            if part.depth == 0 || open.is_none() {
+                arrows.extend(open.take().map(|(a, _)| a));
+                let arrow = Arrow {
+                    time: recording.time_of(connection, part.direction, part.offset),
+                    direction: part.direction,
+                    label: part.label.clone(),
+                    bytes: 0,
+                };
+                open = Some((arrow, part.label.starts_with("TLS record")));
+            }
+            let Some((arrow, named_by_content)) = open.as_mut() else { continue };
+            arrow.bytes += part.bytes.len();
+            if *named_by_content && part.depth == 1 {
+                let what = match part.label.as_str() {
+                    "request line" | "status line" => {
+                        String::from_utf8_lossy(&part.bytes).trim_end().to_string()
+                    }
+                    label => label.to_string(),
+                };
+                arrow.label = format!("{}: {what}", arrow.label);
+                *named_by_content = false;
+            }
+        }
+        arrows.extend(open.map(|(a, _)| a));
+    }
+    for arrow in &mut arrows {
+        arrow.label = format!("{} ({} B)", arrow.label, arrow.bytes);
     }
     arrows.sort_by_key(|a| (a.time, a.direction == Direction::Down));
     arrows

@@ -15,11 +15,11 @@ use serde_json::value::RawValue;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::client::http::{connect, HttpConnection};
+use crate::client::connect::Connection;
+use crate::client::http::HttpConnection;
 use crate::client::{ClientSettings, Session, Target};
 use crate::record::{new_histogram, Recorder};
 use crate::results::Upstream;
-use crate::wire::CountingStream;
 
 /// Sends timed per transport.
 const SENDS: u64 = 50;
@@ -27,21 +27,12 @@ const SENDS: u64 = 50;
 /// Times [`SENDS`] client → server messages the way a client of `transport` sends them.
 pub async fn measure(transport: Transport, target: &Target, epoch: Instant) -> anyhow::Result<Upstream> {
     let settings = ClientSettings::plain(Duration::ZERO);
-    let session = Session::new(target.clone(), settings, Recorder::new(Default::default()), epoch);
+    let mut session = Session::new(target.clone(), settings, Recorder::new(Default::default()), epoch);
     let mut rtt = new_histogram();
     let method;
     if transport == Transport::Ws {
         method = "frame on the same WebSocket connection";
-        let tcp = connect(&session).await?;
-        let stream = CountingStream::new(tcp, session.live.wire.clone());
-        let url = format!("ws://{}/ws", target.host);
-        let (mut socket, _) = tokio_tungstenite::client_async_with_config(
-            url,
-            stream,
-            Some(crate::client::ws::client_config()),
-        )
-        .await
-        .context("WebSocket handshake")?;
+        let mut socket = Connection::open(&mut session).await?.websocket(&session, "/ws").await?;
         let before = session.live.wire.snapshot();
         for i in 0..SENDS {
             let sent = Instant::now();
@@ -64,12 +55,14 @@ pub async fn measure(transport: Transport, target: &Target, epoch: Instant) -> a
         return Ok(finish(method, &rtt, before, after));
     }
     method = "separate HTTP request: POST /publish";
-    let mut connection = HttpConnection::open(&session).await?;
+    let mut connection = HttpConnection::open(target, &session.live).await?;
     let before = session.live.wire.snapshot();
     for i in 0..SENDS {
         let sent = Instant::now();
         let body = Bytes::from(format!(r#"{{"data":{{"upstream":{i}}}}}"#));
-        connection.post_json(&session, "/publish", body).await?;
+        let token = target.publish_token.as_deref();
+        let (status, reply) = connection.post_json(&session.live, "/publish", body, token).await?;
+        anyhow::ensure!(status.is_success(), "POST /publish: {status}: {}", String::from_utf8_lossy(&reply));
         rtt.saturating_record(sent.elapsed().as_micros() as u64);
     }
     let after = session.live.wire.snapshot();

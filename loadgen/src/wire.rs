@@ -9,6 +9,11 @@
 //! The bytes say nothing about how many packets carried them; the kernel's `TCP_INFO`
 //! does ([`Segments`]). With both, IP bytes can be estimated where no packet capture is
 //! available (payload + segments × header size), and checked where one is.
+//!
+//! Over TLS the socket carries records (headers, padding, authentication tags,
+//! handshakes), not HTTP. A second counter, [`LayerCountingStream`], sits above TLS and
+//! counts the plaintext HTTP bytes, so both layers are reported; without TLS the two
+//! count the same bytes.
 
 use std::io;
 use std::mem::{offset_of, size_of};
@@ -156,6 +161,9 @@ pub struct CountingStream<S> {
     counters: Arc<WireCounters>,
     /// `inner`'s socket, listed in `counters` while this stream lives.
     fd: RawFd,
+    /// This socket's own `(read, written)`: the shared counters sum every socket of a
+    /// client, and a handshake's bytes are those of one socket.
+    own: (u64, u64),
 }
 
 impl<S: AsRawFd> CountingStream<S> {
@@ -163,7 +171,14 @@ impl<S: AsRawFd> CountingStream<S> {
     pub fn new(inner: S, counters: Arc<WireCounters>) -> Self {
         let fd = inner.as_raw_fd();
         counters.sockets().open.push(fd);
-        CountingStream { inner, counters, fd }
+        CountingStream { inner, counters, fd, own: (0, 0) }
+    }
+}
+
+impl<S> CountingStream<S> {
+    /// `(read, written)` by this socket alone, since it was wrapped.
+    pub fn own_counts(&self) -> (u64, u64) {
+        self.own
     }
 }
 
@@ -193,6 +208,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for CountingStream<S> {
         if let Poll::Ready(Ok(())) = result {
             let n = (buf.filled().len() - before) as u64;
             self.counters.read.fetch_add(n, Ordering::Relaxed);
+            self.own.0 += n;
         }
         result
     }
@@ -203,6 +219,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountingStream<S> {
         let result = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = result {
             self.counters.written.fetch_add(n as u64, Ordering::Relaxed);
+            self.own.1 += n as u64;
         }
         result
     }
@@ -217,6 +234,164 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for CountingStream<S> {
         let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if let Poll::Ready(Ok(n)) = result {
             self.counters.written.fetch_add(n as u64, Ordering::Relaxed);
+            self.own.1 += n as u64;
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Bytes read and written at one layer above the socket (the HTTP layer, above TLS), by
+/// one client across all its connections.
+#[derive(Debug, Default)]
+pub struct ByteCounts {
+    /// Server → client.
+    pub read: AtomicU64,
+    /// Client → server.
+    pub written: AtomicU64,
+    /// A copy of every byte as well, when set before the client connects: `pushlab trace
+    /// --tls` shows the plaintext inside the TLS records, which no relay can see. Unset
+    /// (every measured client), it costs one check per read or write.
+    pub tap: std::sync::OnceLock<Arc<Tap>>,
+}
+
+/// The bytes of every [`LayerCountingStream`] of one client, in the order they passed,
+/// each with its time and its connection (0, 1, … in the order they were opened).
+#[derive(Debug, Default)]
+pub struct Tap {
+    taken: Mutex<Tapped>,
+}
+
+/// What a [`Tap`] has taken so far.
+#[derive(Debug, Default, Clone)]
+pub struct Tapped {
+    /// In the order they passed.
+    pub chunks: Vec<TappedChunk>,
+    /// Connections opened.
+    pub connections: usize,
+}
+
+/// One read or write.
+#[derive(Debug, Clone)]
+pub struct TappedChunk {
+    /// When it passed.
+    pub at: tokio::time::Instant,
+    /// Which connection.
+    pub connection: usize,
+    /// Written (client → server) or read.
+    pub written: bool,
+    /// The bytes.
+    pub bytes: Vec<u8>,
+}
+
+impl Tap {
+    /// Everything taken so far.
+    pub fn taken(&self) -> Tapped {
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Tapped> {
+        self.taken.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn open_connection(&self) -> usize {
+        let mut taken = self.lock();
+        taken.connections += 1;
+        taken.connections - 1
+    }
+
+    fn take(&self, connection: usize, written: bool, bytes: Vec<u8>) {
+        if !bytes.is_empty() {
+            let chunk = TappedChunk { at: tokio::time::Instant::now(), connection, written, bytes };
+            self.lock().chunks.push(chunk);
+        }
+    }
+}
+
+impl ByteCounts {
+    /// `(read, written)` now.
+    pub fn snapshot(&self) -> (u64, u64) {
+        (self.read.load(Ordering::Relaxed), self.written.load(Ordering::Relaxed))
+    }
+}
+
+/// A stream that adds every byte it reads or writes to [`ByteCounts`]: the
+/// [`CountingStream`] of a layer that has no socket of its own (the plaintext above TLS).
+#[derive(Debug)]
+pub struct LayerCountingStream<S> {
+    inner: S,
+    counts: Arc<ByteCounts>,
+    /// `counts`' tap, if it has one, and this connection's number in it.
+    tap: Option<(Arc<Tap>, usize)>,
+}
+
+impl<S> LayerCountingStream<S> {
+    /// Wraps `inner`; bytes go to `counts` (and are copied to its tap, if it has one).
+    pub fn new(inner: S, counts: Arc<ByteCounts>) -> Self {
+        let tap = counts.tap.get().map(|tap| (tap.clone(), tap.open_connection()));
+        LayerCountingStream { inner, counts, tap }
+    }
+
+    /// The stream underneath.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for LayerCountingStream<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = result {
+            self.counts.read.fetch_add((buf.filled().len() - before) as u64, Ordering::Relaxed);
+            if let Some((tap, connection)) = &self.tap {
+                tap.take(*connection, false, buf.filled()[before..].to_vec());
+            }
+        }
+        result
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for LayerCountingStream<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = result {
+            self.counts.written.fetch_add(n as u64, Ordering::Relaxed);
+            if let Some((tap, connection)) = &self.tap {
+                tap.take(*connection, true, buf[..n].to_vec());
+            }
+        }
+        result
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = result {
+            self.counts.written.fetch_add(n as u64, Ordering::Relaxed);
+            if let Some((tap, connection)) = &self.tap {
+                // The first `n` bytes of the buffers, in order: what was written.
+                let written: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).take(n).collect();
+                tap.take(*connection, true, written);
+            }
         }
         result
     }
@@ -259,6 +434,53 @@ mod tests {
         stream.read_to_end(&mut reply).await.unwrap();
         server.await.unwrap();
         assert_eq!(counters.snapshot(), (10, 5));
+        assert_eq!(stream.own_counts(), (10, 5));
+    }
+
+    #[tokio::test]
+    async fn a_layer_counter_counts_what_passes_through_it() {
+        let (client, mut server) = tokio::io::duplex(64);
+        let counts = Arc::new(ByteCounts::default());
+        let mut layer = LayerCountingStream::new(client, counts.clone());
+        layer.write_all(b"abc").await.unwrap();
+        server.write_all(b"hello").await.unwrap();
+        let mut reply = [0u8; 5];
+        layer.read_exact(&mut reply).await.unwrap();
+        assert_eq!(counts.snapshot(), (5, 3));
+    }
+
+    #[tokio::test]
+    async fn a_tapped_layer_copies_each_connection_s_bytes_in_order() {
+        let counts = Arc::new(ByteCounts::default());
+        let tap = Arc::new(Tap::default());
+        counts.tap.set(tap.clone()).unwrap();
+        for (i, message) in [&b"abc"[..], b"de"].into_iter().enumerate() {
+            let (client, mut server) = tokio::io::duplex(64);
+            let mut layer = LayerCountingStream::new(client, counts.clone());
+            let bufs = [io::IoSlice::new(&message[..1]), io::IoSlice::new(&message[1..])];
+            // A vectored write may take only part of the buffers: the rest goes after.
+            let n = layer.write_vectored(&bufs).await.unwrap();
+            layer.write_all(&message[n..]).await.unwrap();
+            server.write_all(&[b'0' + i as u8]).await.unwrap();
+            layer.read_exact(&mut [0u8; 1]).await.unwrap();
+        }
+        let taken = tap.taken();
+        assert_eq!(taken.connections, 2);
+        let mut seen: Vec<(usize, bool, Vec<u8>)> = Vec::new();
+        for c in &taken.chunks {
+            match seen.last_mut() {
+                Some(last) if (last.0, last.1) == (c.connection, c.written) => last.2.extend(&c.bytes),
+                _ => seen.push((c.connection, c.written, c.bytes.clone())),
+            }
+        }
+        let expected = [
+            (0, true, b"abc".to_vec()),
+            (0, false, b"0".to_vec()),
+            (1, true, b"de".to_vec()),
+            (1, false, b"1".to_vec()),
+        ];
+        assert_eq!(seen, expected);
+        assert_eq!(counts.snapshot(), (2, 5));
     }
 
     const MESSAGE: usize = 8;

@@ -10,6 +10,7 @@ use clap::Args;
 use pushlab_protocol::Transport;
 use serde::{Deserialize, Serialize};
 
+use crate::client::tls::{parse_http_version, HttpVersion};
 use crate::network::loss::LossList;
 use crate::network::{LinkChoice, LinkKind, LossSpec, Network};
 
@@ -91,6 +92,22 @@ pub struct WorkloadArgs {
     /// Transports to run, comma separated: short_poll,long_poll,sse,ws.
     #[arg(long, value_delimiter = ',', default_value = "short_poll,long_poll,sse,ws")]
     pub transports: Vec<Transport>,
+    /// Clients speak TLS (rustls) to the server. `lab` starts its servers with a
+    /// certificate it makes for the run and trusts exactly that one; `load` trusts the
+    /// server's --ca, or without it accepts the certificate the server presents (like
+    /// `curl -k`) but still verifies the handshake's signatures.
+    #[arg(long)]
+    pub tls: bool,
+    /// HTTP version of every client connection: 1.1 or 2 (over TLS by ALPN, in cleartext
+    /// with prior knowledge); a list (`1.1,2`) runs the whole comparison once per value. A
+    /// server that answers with another version stops the run.
+    #[arg(long, value_delimiter = ',', default_value = "1.1", value_parser = parse_http_version)]
+    pub http: Vec<HttpVersion>,
+    /// `load` only: trust the server's certificate only if it chains to one in this PEM
+    /// file (implies --tls). Without it, a `load --tls` accepts whatever certificate the
+    /// server presents, like `curl -k`, but still verifies the handshake's signatures.
+    #[arg(long, value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
     /// A few seconds per transport (for CI and for trying things out): shortens warm-up,
     /// duration, idle, long-poll timeout and heartbeat to the values in their help;
     /// keeps clients, rate and payload. A phase flag given explicitly wins over --quick.
@@ -146,6 +163,16 @@ pub struct Workload {
     pub sweep: Option<Sweep>,
     /// This run's place in the sweep, e.g. `rtt-50ms` or `poll-500ms` (its folder name).
     pub condition: Option<String>,
+    /// Whether the clients spoke TLS (absent in runs made before: cleartext).
+    #[serde(default)]
+    pub tls: bool,
+    /// The certificate file the clients trusted (`load --ca`); absent: the lab's own
+    /// certificate, or (`load`) whatever the server presented, or no TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The HTTP version of the clients' connections (absent in runs made before: 1.1).
+    #[serde(default)]
+    pub http_version: HttpVersion,
 }
 
 /// The one setting a sweep varies, run by run: given as a list on the command line.
@@ -158,6 +185,9 @@ pub enum Sweep {
     PollInterval,
     /// `--loss 0%,1%,3%`: packet loss on the link.
     Loss,
+    /// `--http 1.1,2`: the HTTP version; under `lab --tls`, each in cleartext and over
+    /// TLS ([`with_cleartext_references`]).
+    Http,
 }
 
 fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -241,6 +271,33 @@ pub fn explicit_flags(matches: &clap::ArgMatches) -> Vec<&'static str> {
         .collect()
 }
 
+/// What `lab --tls` runs: each HTTP version in cleartext first, then over TLS, so that
+/// what TLS adds is read against the same version without it, in the same run (and what
+/// HTTP/2 changes against HTTP/1.1). Conditions `http-1.1`, `https-1.1`, `http-2`,
+/// `https-2`. Workloads without TLS, or sweeping another setting (all under TLS), are
+/// returned as they are.
+pub fn with_cleartext_references(workloads: Vec<Workload>) -> Vec<Workload> {
+    let protocol_only = workloads.iter().all(|w| w.tls && matches!(w.sweep, None | Some(Sweep::Http)));
+    if !protocol_only {
+        return workloads;
+    }
+    workloads
+        .into_iter()
+        .flat_map(|tls| {
+            let version = tls.http_version;
+            let cleartext = Workload {
+                tls: false,
+                sweep: Some(Sweep::Http),
+                condition: Some(format!("http-{version}")),
+                ..tls.clone()
+            };
+            let tls =
+                Workload { sweep: Some(Sweep::Http), condition: Some(format!("https-{version}")), ..tls };
+            [cleartext, tls]
+        })
+        .collect()
+}
+
 impl WorkloadArgs {
     /// Checks every value and applies `--quick`: one workload. A list of `--rtt` or
     /// `--poll-interval` values is for [`WorkloadArgs::validate_all`].
@@ -253,7 +310,7 @@ impl WorkloadArgs {
     pub fn validate_with(&self, explicit: &[&str]) -> anyhow::Result<Workload> {
         let mut all = self.validate_all_with(explicit)?;
         if all.len() > 1 {
-            bail!("this command takes one --rtt and one --poll-interval value, not a list");
+            bail!("this command takes one --rtt, --poll-interval, --loss and --http value, not a list");
         }
         Ok(all.remove(0))
     }
@@ -267,14 +324,18 @@ impl WorkloadArgs {
     /// [`WorkloadArgs::validate_all`], keeping the `explicit` flags as given under
     /// `--quick`.
     pub fn validate_all_with(&self, explicit: &[&str]) -> anyhow::Result<Vec<Workload>> {
-        if self.rtt.is_empty() || self.poll_interval.is_empty() {
-            bail!("--rtt and --poll-interval need at least one value, e.g. 0ms");
+        if self.rtt.is_empty() || self.poll_interval.is_empty() || self.http.is_empty() {
+            bail!("--rtt, --poll-interval and --http need at least one value, e.g. 0ms or 1.1");
         }
         let losses = self.loss.clone().map_or_else(|| vec![LossSpec::default()], |l| l.0);
-        let lists =
-            [self.rtt.len(), self.poll_interval.len(), losses.len()].iter().filter(|&&n| n > 1).count();
+        let lists = [self.rtt.len(), self.poll_interval.len(), losses.len(), self.http.len()]
+            .iter()
+            .filter(|&&n| n > 1)
+            .count();
         if lists > 1 {
-            bail!("sweep one setting at a time: give a list to --rtt, --poll-interval or --loss, not to two of them");
+            bail!(
+                "sweep one setting at a time: give a list to --rtt, --poll-interval, --loss or --http, not to two of them"
+            );
         }
         let one = self.validate_one(explicit)?;
         if self.rtt.len() > 1 {
@@ -306,6 +367,18 @@ impl WorkloadArgs {
                     network: Network { loss, ..one.network },
                     sweep: Some(Sweep::Loss),
                     condition: Some(loss_condition(&loss)),
+                    ..one.clone()
+                })
+                .collect())
+        } else if self.http.len() > 1 {
+            let mut versions = self.http.clone();
+            versions.dedup();
+            Ok(versions
+                .iter()
+                .map(|&http_version| Workload {
+                    http_version,
+                    sweep: Some(Sweep::Http),
+                    condition: Some(format!("http-{http_version}")),
                     ..one.clone()
                 })
                 .collect())
@@ -426,6 +499,10 @@ impl WorkloadArgs {
             quick: self.quick,
             sweep: None,
             condition: None,
+            // A CA to trust is a TLS setting: given, it means TLS.
+            tls: self.tls || self.ca.is_some(),
+            ca_file: self.ca.clone(),
+            http_version: self.http[0],
         })
     }
 }
@@ -535,5 +612,48 @@ mod tests {
         assert!(parse(&["--link", "netns"]).is_err());
         assert!(parse(&["--loss", "0%,1%", "--rtt", "0ms,50ms"]).is_err());
         assert!(parse(&["--rtt", "0ms,50ms", "--poll-interval", "1s,2s"]).is_err());
+    }
+
+    #[test]
+    fn a_list_of_http_versions_is_a_sweep_and_others_are_refused_by_name() {
+        let all = parse(&["--http", "1.1,2", "--tls"]).unwrap();
+        let names: Vec<_> = all.iter().map(|w| w.condition.clone().unwrap()).collect();
+        assert_eq!(names, ["http-1.1", "http-2"]);
+        assert!(all.iter().all(|w| w.tls && w.sweep == Some(Sweep::Http)));
+        assert_eq!(all[1].http_version, HttpVersion::Http2);
+        let one = parse(&[]).unwrap().remove(0);
+        assert_eq!((one.tls, one.http_version, one.sweep), (false, HttpVersion::Http1, None));
+        let three = parse(&["--http", "3"]).unwrap_err().to_string();
+        assert!(three.contains("--http") && three.contains("HTTP/3 is not supported"), "{three}");
+        let garbage = parse(&["--http", "fast"]).unwrap_err().to_string();
+        assert!(garbage.contains("--http") && garbage.contains("1.1 or 2"), "{garbage}");
+        let two = parse(&["--http", "1.1,2", "--rtt", "0ms,50ms"]).unwrap_err().to_string();
+        assert!(two.contains("one setting at a time") && two.contains("--http"), "{two}");
+        assert!(parse(&["--ca", "ca.pem"]).unwrap()[0].tls, "--ca implies TLS");
+    }
+
+    #[test]
+    fn lab_tls_compares_each_version_with_itself_in_cleartext() {
+        let all = super::with_cleartext_references(parse(&["--http", "1.1,2", "--tls"]).unwrap());
+        let names: Vec<_> = all.iter().map(|w| w.condition.clone().unwrap()).collect();
+        assert_eq!(names, ["http-1.1", "https-1.1", "http-2", "https-2"]);
+        assert_eq!(all.iter().map(|w| w.tls).collect::<Vec<_>>(), [false, true, false, true]);
+        let one = super::with_cleartext_references(parse(&["--tls"]).unwrap());
+        assert_eq!(one.iter().map(|w| w.tls).collect::<Vec<_>>(), [false, true]);
+        // Sweeping another setting: every run under TLS, as asked.
+        let rtt = super::with_cleartext_references(parse(&["--tls", "--rtt", "0ms,50ms"]).unwrap());
+        assert!(rtt.len() == 2 && rtt.iter().all(|w| w.tls));
+        let plain = super::with_cleartext_references(parse(&["--http", "1.1,2"]).unwrap());
+        assert!(plain.len() == 2 && plain.iter().all(|w| !w.tls));
+    }
+
+    #[test]
+    fn a_workload_saved_before_tls_reads_as_cleartext_http_1_1() {
+        let mut saved = serde_json::to_value(parse(&[]).unwrap().remove(0)).unwrap();
+        for key in ["tls", "http_version", "ca_file"] {
+            saved.as_object_mut().unwrap().remove(key);
+        }
+        let w: Workload = serde_json::from_value(saved).unwrap();
+        assert_eq!((w.tls, w.http_version, w.ca_file), (false, HttpVersion::Http1, None));
     }
 }

@@ -29,7 +29,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/poll", get(short_poll))
         .route("/long-poll", get(long_poll))
         .route("/sse", get(sse))
-        .route("/ws", get(ws))
+        // CONNECT: a WebSocket over HTTP/2 opens with an extended CONNECT (RFC 8441).
+        .route("/ws", get(ws).connect(ws))
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .fallback(not_found)
@@ -89,6 +90,13 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
+    let tls = match &config.tls {
+        None => None,
+        Some(identity) => {
+            let settings = identity.server_config().map_err(io::Error::other)?;
+            Some(tokio_rustls::TlsAcceptor::from(settings))
+        }
+    };
     let state = AppState::new(config, listener.local_addr()?);
     let token = state.shutdown.clone();
     let grace = state.config.shutdown_grace;
@@ -99,7 +107,7 @@ pub async fn run(
         token.cancel();
     };
     let router = app(state.clone());
-    tokio::join!(signal, crate::connection::accept(listener, state, router, connections.clone()));
+    tokio::join!(signal, crate::connection::accept(listener, state, router, connections.clone(), tls));
     // Every connection finishes its response in progress and every WebSocket sends its
     // close frame. A client that stopped reading would hold that forever, so one
     // deadline covers both: shutdown takes at most the grace period and the closing

@@ -39,6 +39,10 @@ pub struct Config {
     pub max_response_bytes: usize,
     /// How long the whole shutdown may take: subscribers are told, then closed.
     pub shutdown_grace: Duration,
+    /// Serve TLS with this certificate (`--tls`, `--cert`, `--key`); ALPN offers HTTP/2
+    /// and HTTP/1.1. Without it the port speaks cleartext HTTP/1.1 and HTTP/2 with prior
+    /// knowledge.
+    pub tls: Option<crate::tls::Identity>,
 }
 
 impl Default for Config {
@@ -57,6 +61,7 @@ impl Default for Config {
             write_timeout: Duration::from_secs(30),
             max_response_bytes: 1024 * 1024,
             shutdown_grace: Duration::from_millis(500),
+            tls: None,
         }
     }
 }

@@ -21,15 +21,18 @@ use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
 
 use crate::config::RETRY_AFTER_SECONDS;
 use crate::error::ApiError;
+use crate::metrics::ConnectionKind;
 use pushlab_protocol::Transport;
 
 use crate::socket::SocketUse;
@@ -42,6 +45,7 @@ pub(crate) async fn accept(
     app: Arc<AppState>,
     router: Router,
     connections: TaskTracker,
+    tls: Option<TlsAcceptor>,
 ) {
     let open = Arc::new(AtomicUsize::new(0));
     loop {
@@ -53,14 +57,18 @@ pub(crate) async fn accept(
             Ok((tcp, _)) => {
                 if open.load(Ordering::Relaxed) >= app.config.max_sockets {
                     app.metrics.sockets_refused.inc();
-                    refuse(tcp, app.config.max_sockets);
+                    // A TLS client could read a refusal only after a handshake, whose
+                    // CPU is what a flood past the limit must not cost: it is closed.
+                    if tls.is_none() {
+                        refuse(tcp, app.config.max_sockets);
+                    }
                     continue;
                 }
                 // Nagle's algorithm would hold small frames back waiting for an ACK: the
                 // exact opposite of what a push server wants.
                 let _ = tcp.set_nodelay(true);
                 let place = OpenSocket::take(&open, &app);
-                connections.spawn(serve(tcp, app.clone(), router.clone(), place));
+                connections.spawn(serve(tcp, app.clone(), router.clone(), place, tls.clone()));
             }
             Err(error) => pause_after(error).await,
         }
@@ -113,100 +121,196 @@ fn refuse(tcp: TcpStream, limit: usize) {
     }
 }
 
-async fn serve(tcp: TcpStream, app: Arc<AppState>, router: Router, place: OpenSocket) {
-    let _place = place;
+async fn serve(
+    tcp: TcpStream,
+    app: Arc<AppState>,
+    router: Router,
+    place: OpenSocket,
+    tls: Option<TlsAcceptor>,
+) {
     let accepted_at = tokio::time::Instant::now();
-    let request_timeout = app.config.request_timeout;
     // A silent connection is closed between 1 and 1.25 request timeouts, at random:
     // thousands of idle sockets opened together (a reconnect storm, or an attack that
     // reopens each socket the moment it is closed) then close spread over a few seconds
     // instead of all in the same millisecond, so they never come back as one burst of
     // accepts that delays every other client (the abuse run, results/*-abuse).
-    let first_request = request_timeout.mul_f64(1.0 + 0.25 * fastrand::f64());
-    let direct = tokio::select! {
-        _ = app.shutdown.cancelled() => return,
-        direct = tokio::time::timeout(first_request, transport::take_over(&tcp, &app)) => match direct {
-            // A connection that sends nothing is closed, as hyper closes one whose head
-            // does not arrive in time.
-            Err(_) => return,
-            Ok(direct) => direct,
+    let first_request = app.config.request_timeout.mul_f64(1.0 + 0.25 * fastrand::f64());
+    let deadline = accepted_at + first_request;
+    let shutdown = app.shutdown.clone();
+    // Everything before the first request (the TLS handshake included) must finish by
+    // `deadline`: a client that connects and stalls holds nothing for longer.
+    let opened = tokio::select! {
+        _ = shutdown.cancelled() => return,
+        opened = tokio::time::timeout_at(deadline, open(tcp, &app, tls, deadline)) => match opened {
+            Err(_) | Ok(None) => return,
+            Ok(Some(opened)) => opened,
         },
     };
-    if let Some(subscriber) = direct {
-        return subscriber.serve(tcp).await;
+    match opened {
+        Opened::Direct(subscriber, io) => {
+            let _place = place;
+            let kind = ConnectionKind { http2: false, tls: matches!(io, Io::Tls(_)) };
+            let _counted = Counted::open(app.metrics.connections(kind));
+            subscriber.serve(io).await
+        }
+        Opened::Http(io, kind) => {
+            // Counted with the socket, which a WebSocket upgrade takes beyond hyper's
+            // connection (and so beyond this task).
+            let held = (place, Counted::open(app.metrics.connections(kind)));
+            serve_http(io, kind, app, router, deadline, held).await
+        }
     }
-    if speaks_http2(&tcp).await {
-        return refuse_http2(tcp).await;
+}
+
+/// A connection ready for its first request: either taken over by the SSE transport, or
+/// for hyper, with what it speaks.
+enum Opened {
+    Direct(transport::TakenOver, Io),
+    Http(Io, ConnectionKind),
+}
+
+/// The stream under HTTP: the socket itself, or TLS over it (boxed: a TLS connection's
+/// state is a few kilobytes, which a cleartext connection's future should not carry).
+pub(crate) enum Io {
+    Plain(TcpStream),
+    Tls(Box<Rewind<TlsStream<TcpStream>>>),
+}
+
+/// Handshakes (with TLS), learns the protocol, and offers a fresh HTTP/1.1 connection to
+/// the SSE transport's direct door. `None`: the connection failed or is refused.
+async fn open(
+    tcp: TcpStream,
+    app: &Arc<AppState>,
+    tls: Option<TlsAcceptor>,
+    deadline: Instant,
+) -> Option<Opened> {
+    let Some(acceptor) = tls else {
+        if let Some(direct) = transport::take_over(&tcp, app).await {
+            return Some(Opened::Direct(direct, Io::Plain(tcp)));
+        }
+        // HTTP/2 with prior knowledge (RFC 9113 §3.3) opens with its preface.
+        let http2 = speaks_http2(&tcp).await;
+        return Some(Opened::Http(Io::Plain(tcp), ConnectionKind { http2, tls: false }));
+    };
+    // Its own deadline (the caller's is the same instant), so that a handshake that never
+    // finishes is counted with those that fail.
+    let mut stream = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(_)) | Err(_) => {
+            app.metrics.tls_handshakes_failed.inc();
+            return None;
+        }
+    };
+    let http2 = stream.get_ref().1.alpn_protocol() == Some(crate::tls::ALPN_H2);
+    let kind = ConnectionKind { http2, tls: true };
+    if http2 {
+        return Some(Opened::Http(Io::Tls(Box::new(Rewind::new(stream, Vec::new()))), kind));
     }
+    // Inside TLS nothing can be peeked: the first request is read, offered to the direct
+    // door, and replayed to hyper if the door does not take it.
+    let first = transport::read_first_request(&mut stream).await.ok()?;
+    if let Some(direct) = transport::offer(&first, app) {
+        return Some(Opened::Direct(direct, Io::Tls(Box::new(Rewind::new(stream, Vec::new())))));
+    }
+    Some(Opened::Http(Io::Tls(Box::new(Rewind::new(stream, first))), kind))
+}
+
+/// Serves HTTP/1.1 or HTTP/2 with hyper and the router until the client leaves, the
+/// connection idles out, or the server shuts down.
+async fn serve_http(
+    io: Io,
+    kind: ConnectionKind,
+    app: Arc<AppState>,
+    router: Router,
+    first_head: Instant,
+    held: (OpenSocket, Counted),
+) {
+    let request_timeout = app.config.request_timeout;
     let socket_use = Arc::new(SocketUse::default());
-    let io = Guarded::new(tcp, app.clone(), socket_use.clone());
-    let service = Marked { inner: router, socket_use: socket_use.clone() };
-    let connection = hyper::server::conn::http1::Builder::new()
-        // hyper's header timeout runs from the moment it starts reading a head: on a new
-        // connection, and again after each response on a keep-alive one. So it is both
-        // the slow-headers (slowloris) and the keep-alive idle timeout.
+    let io = Guarded::new(io, app.clone(), socket_use.clone(), held);
+    let service = Marked { inner: router, socket_use: socket_use.clone(), http2: kind.http2 };
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // hyper's header timeout runs from the moment it starts reading a head: on a new
+    // connection, and again after each response on a keep-alive one. So it is both
+    // the slow-headers (slowloris) and the keep-alive idle timeout of HTTP/1.1.
+    builder.http1().timer(TokioTimer::new()).header_read_timeout(request_timeout);
+    builder
+        .http2()
         .timer(TokioTimer::new())
-        .header_read_timeout(request_timeout)
-        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service))
-        .with_upgrades();
+        // RFC 8441: lets a WebSocket open as an extended CONNECT stream.
+        .enable_connect_protocol()
+        // A client may open many streams on one connection; each subscriber among them
+        // still passes the admission limit (--max-connections).
+        .max_concurrent_streams(HTTP2_MAX_STREAMS)
+        // A client that stopped answering (a dead peer behind a NAT) is found by PING
+        // and closed, as a stalled HTTP/1.1 write is by the write deadline.
+        .keep_alive_interval(Some(request_timeout))
+        .keep_alive_timeout(request_timeout);
+    let builder = if kind.http2 { builder.http2_only() } else { builder.http1_only() };
+    let connection =
+        builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(service));
     let mut connection = std::pin::pin!(connection);
-    // hyper's timer starts when it starts reading, after the wait for the first byte
-    // above: without this deadline a client silent until just before it, then trickling,
+    // hyper's timer starts when it starts reading, after the wait for the first byte:
+    // without this deadline a client silent until just before it, then trickling,
     // would have nearly two timeouts for its first head.
-    let mut first_head = Some(accepted_at + first_request);
+    let mut first_head = Some(first_head);
+    // HTTP/2 has no header timeout between requests: the connection is closed after a
+    // whole --request-timeout with no stream open and none started.
+    let mut idle_check = tokio::time::interval_at(Instant::now() + request_timeout, request_timeout);
+    let mut requests_seen = 0;
     loop {
         tokio::select! {
             _ = connection.as_mut() => return,
             _ = app.shutdown.cancelled() => break,
-            _ = tokio::time::sleep_until(first_head.unwrap_or_else(tokio::time::Instant::now)), if first_head.is_some() => {
+            _ = tokio::time::sleep_until(first_head.unwrap_or_else(Instant::now)), if first_head.is_some() => {
                 if !socket_use.has_requested() {
                     return;
                 }
                 first_head = None;
             }
+            _ = idle_check.tick(), if kind.http2 => {
+                let requests = socket_use.requests();
+                if requests == requests_seen && socket_use.open_streams() == 0 {
+                    break;
+                }
+                requests_seen = requests;
+            }
         }
     }
     // Finish the response in progress (a long poll's answer, an SSE stream's `shutdown`
-    // event), then close.
+    // event), then close: HTTP/2 says GOAWAY first.
     connection.as_mut().graceful_shutdown();
-    let _ = connection.await;
+    let _ = tokio::time::timeout(app.config.shutdown_grace + Duration::from_secs(1), connection).await;
+}
+
+/// Streams one HTTP/2 connection may have open at once (RFC 9113 §5.1.2 advises at least
+/// 100): enough for the seven tabs of a browser lab and a page's polls, few enough that
+/// one connection cannot hold the server's every subscriber place by itself.
+const HTTP2_MAX_STREAMS: u32 = 256;
+
+/// A connection counted in the `connections` gauge of its kind while it lives.
+struct Counted(prometheus_client::metrics::gauge::Gauge);
+
+impl Counted {
+    fn open(gauge: &prometheus_client::metrics::gauge::Gauge) -> Counted {
+        gauge.inc();
+        Counted(gauge.clone())
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 /// The client preface of HTTP/2 with prior knowledge (RFC 9113 §3.4).
 const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Whether the connection opens with HTTP/2's preface (hyper would close it silently).
+/// Whether the connection opens with HTTP/2's preface.
 async fn speaks_http2(tcp: &TcpStream) -> bool {
     let mut start = [0; HTTP2_PREFACE.len()];
     matches!(tcp.peek(&mut start).await, Ok(n) if n > 3 && HTTP2_PREFACE.starts_with(&start[..n]))
-}
-
-/// Answers an HTTP/2 client in its own protocol: an empty SETTINGS frame (the server's
-/// preface) and a GOAWAY with `HTTP_1_1_REQUIRED` (RFC 9113 §6.8, §7), whose debug
-/// data is the same JSON refusal every other client gets. Then closes.
-async fn refuse_http2(mut tcp: TcpStream) {
-    use tokio::io::AsyncWriteExt;
-    const SETTINGS: u8 = 0x4;
-    const GOAWAY: u8 = 0x7;
-    const HTTP_1_1_REQUIRED: u32 = 0xd;
-    let debug = serde_json::json!({
-        "error": "http2_not_supported",
-        "message": "this server speaks HTTP/1.1 only; connect without HTTP/2 prior knowledge",
-    })
-    .to_string();
-    let frame = |kind: u8, payload: &[u8]| {
-        let length = (payload.len() as u32).to_be_bytes();
-        // Length (24 bits), type, flags, stream 0, payload.
-        let mut frame = vec![length[1], length[2], length[3], kind, 0, 0, 0, 0, 0];
-        frame.extend_from_slice(payload);
-        frame
-    };
-    let mut goaway = 0u32.to_be_bytes().to_vec(); // last stream id: none was processed
-    goaway.extend_from_slice(&HTTP_1_1_REQUIRED.to_be_bytes());
-    goaway.extend_from_slice(debug.as_bytes());
-    let mut out = frame(SETTINGS, &[]);
-    out.extend(frame(GOAWAY, &goaway));
-    let _ = tokio::time::timeout(Duration::from_secs(1), tcp.write_all(&out)).await;
 }
 
 /// A failed accept that is about one client (it reset before we took it) is skipped.
@@ -233,7 +337,10 @@ async fn pause_after(error: io::Error) {
 ///   is JSON with a stable code, so those exact responses are recognised on their way
 ///   out and replaced by the same statuses with a JSON body.
 pub(crate) struct Guarded {
-    tcp: TcpStream,
+    io: Io,
+    /// The socket's place under --max-sockets and in the `connections` gauge, released
+    /// when the socket closes.
+    _held: (OpenSocket, Counted),
     deadline: WriteDeadline,
     /// A replacement for hyper's refusal, while it is being written.
     replacement: Option<Replacement>,
@@ -285,10 +392,11 @@ impl WriteDeadline {
 }
 
 impl Guarded {
-    fn new(tcp: TcpStream, app: Arc<AppState>, socket_use: Arc<SocketUse>) -> Self {
+    fn new(io: Io, app: Arc<AppState>, socket_use: Arc<SocketUse>, held: (OpenSocket, Counted)) -> Self {
         let timeout = app.config.write_timeout;
         Guarded {
-            tcp,
+            io,
+            _held: held,
             deadline: WriteDeadline { timeout, stalled: None, app, socket_use },
             replacement: None,
         }
@@ -296,33 +404,104 @@ impl Guarded {
 }
 
 /// The router, telling the connection's [`SocketUse`] that a request head arrived, and
-/// handing it to the handlers in the request's extensions.
+/// handing it to the handlers in the request's extensions. On HTTP/2 it also counts the
+/// streams open, for the idle timeout: a stream is open until its response body ends.
 #[derive(Clone)]
 struct Marked {
     inner: Router,
     socket_use: Arc<SocketUse>,
+    http2: bool,
 }
 
-impl<B> tower_service::Service<axum::http::Request<B>> for Marked
-where
-    Router: tower_service::Service<axum::http::Request<B>>,
-{
-    type Response = <Router as tower_service::Service<axum::http::Request<B>>>::Response;
-    type Error = <Router as tower_service::Service<axum::http::Request<B>>>::Error;
-    type Future = <Router as tower_service::Service<axum::http::Request<B>>>::Future;
+impl tower_service::Service<axum::http::Request<hyper::body::Incoming>> for Marked {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future =
+        MarkedFuture<<Router as tower_service::Service<axum::http::Request<hyper::body::Incoming>>>::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        tower_service::Service::<axum::http::Request<B>>::poll_ready(&mut self.inner, cx)
+        tower_service::Service::<axum::http::Request<hyper::body::Incoming>>::poll_ready(&mut self.inner, cx)
     }
 
-    fn call(&mut self, mut request: axum::http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: axum::http::Request<hyper::body::Incoming>) -> Self::Future {
         self.socket_use.request_started();
         // Only a stream needs it; inserting allocates the extensions map, which every
         // short poll would otherwise pay for.
         if request.uri().path() == Transport::Sse.path() {
             request.extensions_mut().insert(self.socket_use.clone());
         }
-        self.inner.call(request)
+        let stream = self.http2.then(|| OpenStream::new(self.socket_use.clone()));
+        MarkedFuture { inner: self.inner.call(request), stream }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The router's future; on HTTP/2 its response body carries the stream's count.
+    struct MarkedFuture<F> {
+        #[pin]
+        inner: F,
+        stream: Option<OpenStream>,
+    }
+}
+
+impl<F> Future for MarkedFuture<F>
+where
+    F: Future<Output = Result<axum::response::Response, std::convert::Infallible>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = ready!(this.inner.poll(cx))?;
+        Poll::Ready(Ok(match this.stream.take() {
+            None => response,
+            Some(stream) => response.map(|body| axum::body::Body::new(Counting { body, _stream: stream })),
+        }))
+    }
+}
+
+/// One HTTP/2 stream open on a connection, until dropped.
+struct OpenStream(Arc<SocketUse>);
+
+impl OpenStream {
+    fn new(socket_use: Arc<SocketUse>) -> OpenStream {
+        socket_use.stream_opened();
+        OpenStream(socket_use)
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.0.stream_closed();
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its stream counted as open while hyper still sends it.
+    struct Counting {
+        #[pin]
+        body: axum::body::Body,
+        _stream: OpenStream,
+    }
+}
+
+impl http_body::Body for Counting {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
 
@@ -363,7 +542,7 @@ impl AsyncRead for Guarded {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_read(cx, buf)
+        Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
 
@@ -377,11 +556,11 @@ impl AsyncWrite for Guarded {
             }
         }
         let Some(replacement) = this.replacement.as_mut() else {
-            let polled = Pin::new(&mut this.tcp).poll_write(cx, buf);
+            let polled = Pin::new(&mut this.io).poll_write(cx, buf);
             return this.deadline.after(cx, polled);
         };
         while replacement.written < replacement.bytes.len() {
-            let polled = Pin::new(&mut this.tcp).poll_write(cx, &replacement.bytes[replacement.written..]);
+            let polled = Pin::new(&mut this.io).poll_write(cx, &replacement.bytes[replacement.written..]);
             replacement.written += ready!(this.deadline.after(cx, polled))?;
         }
         let original = replacement.original;
@@ -399,19 +578,119 @@ impl AsyncWrite for Guarded {
             return self.poll_write(cx, single);
         }
         let this = &mut *self;
-        let polled = Pin::new(&mut this.tcp).poll_write_vectored(cx, bufs);
+        let polled = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
         this.deadline.after(cx, polled)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
+        self.io.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_flush(cx)
+        Pin::new(&mut self.io).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_shutdown(cx)
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Every read and write of [`Io`] goes to the socket or through TLS.
+macro_rules! either {
+    ($io:expr, $stream:ident => $body:expr) => {
+        match $io {
+            Io::Plain($stream) => $body,
+            Io::Tls($stream) => $body,
+        }
+    };
+}
+
+impl AsyncRead for Io {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        either!(self.get_mut(), stream => Pin::new(stream).poll_read(cx, buf))
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        either!(self.get_mut(), stream => Pin::new(stream).poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        either!(self.get_mut(), stream => Pin::new(stream).poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        either!(self, stream => stream.is_write_vectored())
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        either!(self.get_mut(), stream => Pin::new(stream).poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        either!(self.get_mut(), stream => Pin::new(stream).poll_shutdown(cx))
+    }
+}
+
+/// A stream that first yields bytes already read from it: the first request of a TLS
+/// connection, read to offer it to the SSE transport and replayed to hyper.
+pub(crate) struct Rewind<S> {
+    replay: Vec<u8>,
+    replayed: usize,
+    inner: S,
+}
+
+impl<S> Rewind<S> {
+    fn new(inner: S, replay: Vec<u8>) -> Self {
+        Rewind { replay, replayed: 0, inner }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Rewind<S> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if this.replayed < this.replay.len() {
+            let rest = &this.replay[this.replayed..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            this.replayed += n;
+            if this.replayed == this.replay.len() {
+                this.replay = Vec::new();
+                this.replayed = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Rewind<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }

@@ -12,6 +12,7 @@
 //! above it in this list (and `pushlab-protocol`, which owns what goes on the wire):
 //!
 //! - [`config`]: the settings, the constants behind them, and the checks at start-up.
+//! - [`tls`]: the certificate and the rustls settings of `serve --tls`.
 //! - [`error`]: every refusal as a status code and a JSON body.
 //! - [`log`]: the stream. Append-only, ids 1, 2, 3 … of one epoch, bounded retention:
 //!   a ring, ids and wake-ups.
@@ -27,8 +28,9 @@
 //! - [`transport`]: one file per transport, each reading the log through its own cursor
 //!   (`short_poll.rs`, `long_poll.rs`, `sse/`, `ws.rs`), and the cursor they share.
 //! - `edge`: what every request passes through: the Host check, CORS, counting refusals.
-//! - `connection`: the accept loop: the socket limit, the request timeout, the write
-//!   deadline, and the take-over hook that lets SSE write a fresh connection itself.
+//! - `connection`: the accept loop: the socket limit, the TLS handshake, HTTP/1.1 or
+//!   HTTP/2 (ALPN, or the prior-knowledge preface), the request and idle timeouts, the
+//!   write deadline, and the take-over hook that lets SSE write a fresh connection itself.
 //! - [`app`]: the router, and [`run`] which serves it and shuts it down promptly.
 //!
 //! # Using it
@@ -49,6 +51,7 @@ pub mod params;
 pub mod publish;
 pub mod socket;
 pub mod state;
+pub mod tls;
 pub mod transport;
 
 pub use app::{app, raise_fd_limit, run};

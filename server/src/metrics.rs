@@ -19,6 +19,23 @@ struct TransportLabel {
     transport: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectionLabel {
+    /// `http/1.1` or `h2`, as ALPN names them.
+    protocol: &'static str,
+    tls: &'static str,
+}
+
+/// What a connection speaks, once the accept loop knows (after the TLS handshake's ALPN,
+/// or the first bytes of a cleartext one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionKind {
+    /// HTTP/2 rather than HTTP/1.1.
+    pub http2: bool,
+    /// Inside TLS.
+    pub tls: bool,
+}
+
 /// The handles one transport updates.
 #[derive(Clone, Debug, Default)]
 pub struct TransportMetrics {
@@ -51,6 +68,10 @@ pub struct Metrics {
     pub sockets_refused: Counter,
     /// Connections closed because a write made no progress for `--write-timeout`.
     pub write_timeouts: Counter,
+    /// TLS handshakes that failed or did not finish within `--request-timeout`.
+    pub tls_handshakes_failed: Counter,
+    /// Connections open now, indexed `[tls][http2]`.
+    connections: [[Gauge; 2]; 2],
     per_transport: [TransportMetrics; 4],
     registry: Registry,
 }
@@ -77,6 +98,25 @@ impl Metrics {
             "Connections closed because a write made no progress for --write-timeout",
             write_timeouts.clone(),
         );
+        let tls_handshakes_failed = Counter::default();
+        registry.register(
+            "tls_handshakes_failed",
+            "TLS handshakes that failed or did not finish within --request-timeout",
+            tls_handshakes_failed.clone(),
+        );
+        let by_protocol = Family::<ConnectionLabel, Gauge>::default();
+        registry.register(
+            "connections",
+            "Connections open now, by HTTP version and TLS",
+            by_protocol.clone(),
+        );
+        let connections = [false, true].map(|tls| {
+            [false, true].map(|http2| {
+                let protocol = if http2 { "h2" } else { "http/1.1" };
+                by_protocol
+                    .get_or_create_owned(&ConnectionLabel { protocol, tls: if tls { "yes" } else { "no" } })
+            })
+        });
         let requests = Family::<TransportLabel, Counter>::default();
         let subscribers = Family::<TransportLabel, Gauge>::default();
         let bytes_sent = Family::<TransportLabel, Counter>::default();
@@ -108,6 +148,8 @@ impl Metrics {
             open_sockets,
             sockets_refused,
             write_timeouts,
+            tls_handshakes_failed,
+            connections,
             per_transport,
             registry,
         }
@@ -116,6 +158,11 @@ impl Metrics {
     /// The handles of one transport.
     pub fn transport(&self, transport: Transport) -> &TransportMetrics {
         &self.per_transport[transport as usize]
+    }
+
+    /// The gauge of connections of this kind open now.
+    pub fn connections(&self, kind: ConnectionKind) -> &Gauge {
+        &self.connections[kind.tls as usize][kind.http2 as usize]
     }
 
     /// Prometheus text exposition format, with uptime and last id as of now.
@@ -147,6 +194,10 @@ impl Metrics {
             subscribers: per(|m| m.subscribers.get().max(0) as u64),
             requests: per(|m| m.requests.get()),
             sent_bytes: per(|m| m.bytes_sent.get()),
+            connections: [false, true].map(|tls| {
+                let open = |http2| self.connections(ConnectionKind { http2, tls }).get().max(0) as u64;
+                ByProtocol { http1: open(false), http2: open(true) }
+            }),
         }
     }
 }
@@ -166,6 +217,25 @@ pub struct Status {
     subscribers: PerTransport,
     requests: PerTransport,
     sent_bytes: PerTransport,
+    /// Connections open now: `[cleartext, tls]`, each by HTTP version.
+    #[serde(serialize_with = "cleartext_and_tls")]
+    connections: [ByProtocol; 2],
+}
+
+/// Connections of one kind (cleartext or TLS) by HTTP version.
+#[derive(Debug, Serialize)]
+pub struct ByProtocol {
+    http1: u64,
+    http2: u64,
+}
+
+/// `{"cleartext": {...}, "tls": {...}}`: named, so the JSON reads without this file.
+fn cleartext_and_tls<S: serde::Serializer>(both: &[ByProtocol; 2], serializer: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = serializer.serialize_map(Some(2))?;
+    map.serialize_entry("cleartext", &both[0])?;
+    map.serialize_entry("tls", &both[1])?;
+    map.end()
 }
 
 /// One figure for each transport, named as everywhere in pushlab.

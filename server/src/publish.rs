@@ -28,13 +28,14 @@ const MAX_TYPE_LEN: usize = 64;
 /// `POST /publish` → `201 {"id": N}`, or for a batch `201 {"ids": [...]}`.
 pub async fn publish(
     State(app): State<Arc<AppState>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     if !authorized(&app.config, &bearer_tokens(&headers)) {
         return Err(ApiError::unauthorized());
     }
-    if app.config.publish_token.is_none() && is_cross_site(&headers) {
+    if app.config.publish_token.is_none() && is_cross_site(&headers, &uri) {
         return Err(ApiError {
             status: StatusCode::FORBIDDEN,
             code: "cross_origin_publish",
@@ -117,8 +118,13 @@ pub async fn publish(
 /// Whether a browser sent this request from a page of another origin: its `Origin`
 /// names another host than the request's `Host`. Without a token, any page the user
 /// opens could otherwise publish to a lab server on their machine.
-pub fn is_cross_site(headers: &HeaderMap) -> bool {
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
+pub fn is_cross_site(headers: &HeaderMap, uri: &axum::http::Uri) -> bool {
+    // HTTP/2 names the host in `:authority` (the URI's), not in a `Host` header.
+    let host = uri
+        .authority()
+        .map(|a| a.as_str())
+        .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
+        .unwrap_or("");
     // Every `Origin` must be this server's: a browser sends one, so a request with a
     // second one is not a browser's to trust.
     headers.get_all(header::ORIGIN).iter().any(|origin| {

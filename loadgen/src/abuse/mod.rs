@@ -113,6 +113,10 @@ impl NormalLoad {
             transports: self.transports.clone(),
             // The lab's --quick would replace the phase lengths given here.
             quick: false,
+            // The hardening this run checks was measured in cleartext HTTP/1.1.
+            tls: false,
+            http: vec![crate::client::tls::HttpVersion::Http1],
+            ca: None,
         }
         .validate()?;
         workload.quick = quick;

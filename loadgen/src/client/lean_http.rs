@@ -10,26 +10,27 @@
 //! measures. Here a request is a few bytes appended to a reused buffer, response heads
 //! and chunk sizes are parsed in place by `httparse`, and nothing leaves the client's
 //! task. The bytes on the wire are the ones hyper sent, header for header.
+//!
+//! Over HTTP/2 the clients use hyper (`connect.rs`): there the connection's own task is
+//! what multiplexing streams needs, and the hop is part of what HTTP/2 costs a client.
 
 use anyhow::{bail, ensure, Context};
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::http::connect;
 use super::Session;
-use crate::wire::CountingStream;
 
 /// Most headers a response may have (pushlab's have three to six).
 const MAX_HEADERS: usize = 32;
 /// A response head larger than this is not a pushlab server's.
 const MAX_HEAD: usize = 16 * 1024;
 
-/// One open keep-alive connection.
+/// One open keep-alive connection over `S` (the counted socket, or TLS above it: see
+/// `connect.rs`, which makes them).
 #[derive(Debug)]
-pub struct LeanConnection {
-    tcp: CountingStream<TcpStream>,
+pub struct LeanConnection<S> {
+    io: S,
     /// The `host` header's value.
     host: String,
     /// Request bytes, rebuilt in place for each request.
@@ -53,16 +54,17 @@ struct Head {
     framing: Framing,
 }
 
-impl LeanConnection {
-    /// Opens a TCP connection to the session's target and counts it.
-    pub async fn open(session: &Session) -> anyhow::Result<LeanConnection> {
-        let tcp = CountingStream::new(connect(session).await?, session.live.wire.clone());
-        Ok(LeanConnection {
-            tcp,
-            host: session.target.host.clone(),
-            request: Vec::with_capacity(192),
-            received: BytesMut::new(),
-        })
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> LeanConnection<S> {
+    /// HTTP/1.1 over an open connection to `host` (the `host` header's value).
+    pub fn new(io: S, host: String) -> LeanConnection<S> {
+        LeanConnection { io, host, request: Vec::with_capacity(192), received: BytesMut::new() }
+    }
+
+    /// The connection itself, for a protocol that takes it over (the WebSocket upgrade).
+    /// Nothing may have been read on it yet.
+    pub fn into_io(self) -> S {
+        debug_assert!(self.received.is_empty());
+        self.io
     }
 
     /// `GET path` and the whole body; a status other than 2xx is an error.
@@ -91,7 +93,7 @@ impl LeanConnection {
         session: &Session,
         path: &str,
         accept: &str,
-    ) -> anyhow::Result<impl Stream<Item = std::io::Result<Bytes>>> {
+    ) -> anyhow::Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static> {
         let head = self.request_head(session, path, accept).await?;
         if !(200..300).contains(&head.status) {
             let _ = tokio::time::timeout(std::time::Duration::from_millis(100), self.read_more()).await;
@@ -116,7 +118,7 @@ impl LeanConnection {
         }
         self.request.extend_from_slice(concat!("pushlab/", env!("CARGO_PKG_VERSION"), "\r\n\r\n").as_bytes());
         session.request_sent();
-        self.tcp.write_all(&self.request).await.context("sending the request")?;
+        self.io.write_all(&self.request).await.context("sending the request")?;
         loop {
             if let Some(head) = parse_head(&self.received)? {
                 return Ok(head);
@@ -148,7 +150,7 @@ impl LeanConnection {
 
     async fn read_more(&mut self) -> anyhow::Result<()> {
         self.received.reserve(4096);
-        let read = self.tcp.read_buf(&mut self.received).await.context("reading the response")?;
+        let read = self.io.read_buf(&mut self.received).await.context("reading the response")?;
         ensure!(read > 0, "the server closed the connection");
         Ok(())
     }
@@ -162,6 +164,12 @@ fn parse_head(received: &[u8]) -> anyhow::Result<Option<Head>> {
         ensure!(received.len() < MAX_HEAD, "a response head over {MAX_HEAD} bytes");
         return Ok(None);
     };
+    // HTTP/1.1 asked for, HTTP/1.1 answered: a 1.0 answer would mean other framing rules.
+    ensure!(
+        response.version == Some(1),
+        "the server answered in HTTP/1.{:?}, not HTTP/1.1",
+        response.version
+    );
     let status = response.code.unwrap_or(0);
     let mut framing = None;
     for header in response.headers.iter() {
@@ -197,5 +205,6 @@ mod tests {
     fn a_response_this_client_cannot_frame_is_an_error() {
         assert!(parse_head(b"HTTP/1.1 200 OK\r\n\r\n").is_err());
         assert!(parse_head(b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n").is_err());
+        assert!(parse_head(b"HTTP/1.0 200 OK\r\ncontent-length: 0\r\n\r\n").is_err());
     }
 }

@@ -9,18 +9,25 @@
 //! | SSE | `sse.rs` | one `GET /sse`, events parsed by `eventsource-stream` |
 //! | WebSocket | `ws.rs` | one upgraded connection, `tokio-tungstenite` |
 //!
-//! The pollers and the SSE client share `lean_http.rs`, a lean keep-alive HTTP/1.1
-//! connection; the "bidirectional" POSTs (`upstream.rs`) use hyper's connection API
-//! (`http.rs`), and the publisher uses reqwest (its bytes are not counted).
+//! Every client's connection is made in `connect.rs`: TCP, the socket's byte counter,
+//! TLS with `--tls` (`tls.rs`: the run's one shared configuration), the HTTP layer's
+//! byte counter, then HTTP/1.1 or HTTP/2 (`--http`). The transports ask it to "GET this
+//! path", "open the stream" or "open the WebSocket", whatever carries it. Over HTTP/1.1
+//! the pollers and the SSE client use `lean_http.rs`, a lean keep-alive connection;
+//! over HTTP/2, hyper. The "bidirectional" POSTs (`upstream.rs`), the publisher and the
+//! probe before a run use `http.rs` on the same layers (the publisher's bytes are not
+//! counted).
 //!
 //! Every client reconnects after an error and resumes from its cursor, so a dropped
 //! connection shows up as reconnects, not as lost messages.
 
+pub mod connect;
 pub mod http;
 pub mod lean_http;
 pub mod long_poll;
 pub mod short_poll;
 pub mod sse;
+pub mod tls;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -34,8 +41,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::record::{Delivered, Live, Recorder};
+use tls::{HttpVersion, TlsClient};
 
-/// Where the server is.
+/// Where the server is, and how to speak to it.
 #[derive(Debug, Clone)]
 pub struct Target {
     /// Socket address to connect to.
@@ -47,12 +55,32 @@ pub struct Target {
     pub dialer: Dialer,
     /// The bearer token the server wants on `POST /publish`, if any.
     pub publish_token: Option<String>,
+    /// TLS (`--tls`): the run's client configuration, shared by every clone of this
+    /// target; `None`: cleartext.
+    pub tls: Option<TlsClient>,
+    /// The HTTP version every connection speaks (`--http`).
+    pub http: HttpVersion,
 }
 
 impl Target {
-    /// A target from its socket address, reached from this namespace.
+    /// A target from its socket address, reached from this namespace, in cleartext
+    /// HTTP/1.1.
     pub fn new(addr: SocketAddr) -> Self {
-        Target { addr, host: addr.to_string(), dialer: Dialer::Here, publish_token: None }
+        Target {
+            addr,
+            host: addr.to_string(),
+            dialer: Dialer::Here,
+            publish_token: None,
+            tls: None,
+            http: HttpVersion::Http1,
+        }
+    }
+
+    /// The same server for the load generator's own connections (the probe, the
+    /// publisher): without resumption, so that they neither take nor leave the clients'
+    /// session tickets.
+    pub fn for_the_load_generator(&self) -> Target {
+        Target { tls: self.tls.as_ref().map(TlsClient::without_resumption), ..self.clone() }
     }
 }
 
@@ -109,9 +137,17 @@ impl ClientSettings {
     }
 }
 
+/// A number no other client of this process has: whose TLS session tickets are whose.
+pub fn next_client_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
 /// One subscriber's connection to the measurement: its cursor and where its events go.
 #[derive(Debug)]
 pub struct Session {
+    /// This client, from [`next_client_id`]: its TLS sessions are its own.
+    pub client_id: u64,
     /// The server.
     pub target: Target,
     /// Behaviour.
@@ -148,6 +184,7 @@ impl Session {
     /// epoch unknown), timed from `epoch`; `recorder` receives what it gets.
     pub fn new(target: Target, settings: ClientSettings, recorder: Recorder, epoch: Instant) -> Session {
         Session {
+            client_id: next_client_id(),
             target,
             settings,
             live: Arc::default(),
@@ -167,15 +204,16 @@ impl Session {
         // With --drop-every, the first drop comes after a random part of the period, so
         // the clients do not all reconnect at the same instant.
         let mut connection_lifetime = self.settings.drop_every.map(|d| d.mul_f64(fastrand::f64()));
+        let id = self.client_id;
         loop {
-            let follow = async {
+            let follow = tls::as_client(id, async {
                 match transport {
                     Transport::ShortPoll => short_poll::run(&mut self).await,
                     Transport::LongPoll => long_poll::run(&mut self).await,
                     Transport::Sse => sse::run(&mut self).await,
                     Transport::Ws => ws::run(&mut self).await,
                 }
-            };
+            });
             let result = match connection_lifetime {
                 None => follow.await,
                 // Dropping the future closes the socket mid-stream, like a network cut

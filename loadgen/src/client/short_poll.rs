@@ -1,14 +1,20 @@
 //! Short-polling client: asks `GET /poll?since=<cursor>` every interval, on a fixed
-//! schedule like the browser's `setInterval`, over one keep-alive connection.
+//! schedule like the browser's `setInterval`, over one keep-alive connection (HTTP/1.1:
+//! one request after another; HTTP/2: each poll a new stream on it).
 
 use tokio::time::MissedTickBehavior;
 
-use super::lean_http::LeanConnection;
+use super::connect::Connection;
 use super::{ClientError, Session};
 
 /// Polls until stopped.
 pub async fn run(session: &mut Session) -> Result<(), ClientError> {
-    let mut connection = LeanConnection::open(session).await?;
+    // Kept alive, the connection is open before the first tick; without keep-alive each
+    // poll opens its own (and its handshake), the previous one closed first.
+    let mut connection = match session.settings.keepalive {
+        true => Some(Connection::open(session).await?),
+        false => None,
+    };
     // The schedule is a fixed grid from the run's start (offset per client, so pollers
     // spread over the interval). The first poll goes out at once; a reconnect joins the
     // grid at its next tick, as a browser's `setInterval` keeps ticking while a fetch fails.
@@ -29,12 +35,16 @@ pub async fn run(session: &mut Session) -> Result<(), ClientError> {
             _ = schedule.tick() => {}
         }
         if !session.settings.keepalive {
-            connection = LeanConnection::open(session).await?;
+            connection = None;
         }
+        if connection.is_none() {
+            connection = Some(Connection::open(session).await?);
+        }
+        let open = connection.as_mut().expect("opened above");
         let path = format!("/poll?since={}", session.resume_from());
         let body = tokio::select! {
             _ = session.stop.cancelled() => return Err(ClientError::Stopped),
-            body = connection.get_body(session, &path) => body?,
+            body = open.get_body(session, &path) => body?,
         };
         session.poll_body(&body)?;
     }

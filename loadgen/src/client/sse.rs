@@ -1,5 +1,6 @@
-//! SSE client: one `GET /sse` whose body is parsed into events by `eventsource-stream`
-//! (the same parsing rules as the browser's `EventSource`). On reconnect it resumes from
+//! SSE client: one `GET /sse` whose body (HTTP/1.1 chunks or HTTP/2 DATA frames) is
+//! parsed into events by `eventsource-stream` (the same parsing rules as the browser's
+//! `EventSource`). On reconnect it resumes from
 //! its cursor with `?since=`, which the server treats as it treats `Last-Event-ID`.
 
 use anyhow::Context;
@@ -8,12 +9,12 @@ use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt, TryStreamExt};
 use pushlab_protocol::Notice;
 
-use super::lean_http::LeanConnection;
+use super::connect::Connection;
 use super::{ClientError, Session};
 
 /// Follows the event stream until stopped or the stream ends.
 pub async fn run(session: &mut Session) -> Result<(), ClientError> {
-    let connection = LeanConnection::open(session).await?;
+    let connection = Connection::open(session).await?;
     // `since` on the first connection; afterwards the cursor is what Last-Event-ID
     // would carry, and the server treats both the same.
     let path = format!("/sse?since={}", session.resume_from());

@@ -1,16 +1,15 @@
-//! WebSocket client: one upgraded connection (tokio-tungstenite over a counting socket).
+//! WebSocket client: one WebSocket (tokio-tungstenite) on the client's connection: an
+//! HTTP/1.1 upgrade, or over HTTP/2 one extended-CONNECT stream (RFC 8441).
 //! Every frame is JSON: messages carry an `id`; notices (`hello`, `gap`, `reset`) do not.
 
 use anyhow::Context;
 use futures_util::StreamExt;
 use pushlab_protocol::Notice;
 use serde::Deserialize;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::http::connect;
+use super::connect::Connection;
 use super::{ClientError, Session};
-use crate::wire::CountingStream;
 
 /// What a frame is, read from its `id` (only messages have one) and `type`.
 #[derive(Deserialize)]
@@ -19,20 +18,10 @@ struct Header {
     id: Option<u64>,
 }
 
-/// Small buffers: thousands of these run in one process.
-pub fn client_config() -> WebSocketConfig {
-    WebSocketConfig::default().read_buffer_size(16 * 1024).write_buffer_size(0)
-}
-
 /// Follows the stream until stopped.
 pub async fn run(session: &mut Session) -> Result<(), ClientError> {
-    let tcp = connect(session).await?;
-    let stream = CountingStream::new(tcp, session.live.wire.clone());
-    let url = format!("ws://{}/ws?since={}", session.target.host, session.resume_from());
-    session.request_sent();
-    let (mut socket, _) = tokio_tungstenite::client_async_with_config(url, stream, Some(client_config()))
-        .await
-        .context("WebSocket handshake")?;
+    let path = format!("/ws?since={}", session.resume_from());
+    let mut socket = Connection::open(session).await?.websocket(session, &path).await?;
     loop {
         let frame = tokio::select! {
             _ = session.stop.cancelled() => return Err(ClientError::Stopped),

@@ -1,7 +1,8 @@
 //! `summary.csv`: one row per transport, one column per figure, names with units (the
 //! same names as in `results.json`). The columns come from the metric registry
-//! ([`METRICS`]), so the CSV and the gate name the same figures. One text column
-//! follows them: `wire_source`, how the `wire_` figures were obtained.
+//! ([`METRICS`]), so the CSV and the gate name the same figures. Three text columns
+//! follow them: `wire_source`, how the `wire_` figures were obtained; `http_version` and
+//! `tls_version`, what the connections spoke (empty: not saved, or no TLS).
 
 use crate::results::{Metric, Results, TransportResult, WireSource, METRICS};
 
@@ -30,10 +31,19 @@ fn wire_source(t: &TransportResult) -> &'static str {
     }
 }
 
+/// `http_version` and `tls_version`, as negotiated (empty when not saved or no TLS).
+fn protocol(t: &TransportResult) -> [String; 2] {
+    let p = t.protocol.as_ref();
+    [
+        p.map_or(String::new(), |p| p.http_version.clone()),
+        p.and_then(|p| p.tls_version.clone()).unwrap_or_default(),
+    ]
+}
+
 fn header() -> String {
     std::iter::once("transport")
         .chain(columns().map(|(name, _)| name))
-        .chain(["wire_source"])
+        .chain(["wire_source", "http_version", "tls_version"])
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -42,6 +52,7 @@ fn row(t: &TransportResult) -> String {
     std::iter::once(t.transport.name().to_string())
         .chain(columns().map(|(_, m)| cell(m, t)))
         .chain([wire_source(t).to_string()])
+        .chain(protocol(t))
         .collect::<Vec<_>>()
         .join(",")
 }
@@ -101,5 +112,23 @@ mod tests {
         assert_eq!(column(&csv, "wire_ip_bytes_per_message")[..2], ["327.5000".to_string(), String::new()]);
         assert_eq!(column(&csv, "wire_retransmitted_packets")[0], "7");
         assert_eq!(column(&csv, "wire_source")[..2], ["estimated".to_string(), String::new()]);
+    }
+
+    #[test]
+    fn tls_figures_are_empty_cells_without_tls_and_the_protocol_is_named_with_it() {
+        let mut results = reference();
+        let csv = render(&results);
+        for name in ["tls_handshakes", "tls_handshake_p50_ms", "http_bytes_per_message", "http_version"] {
+            assert_eq!(column(&csv, name), vec![""; 4], "{name}: a run saved before TLS");
+        }
+        results.transports[0].protocol = Some(crate::results::ProtocolUsed {
+            http_version: "2".into(),
+            tls: true,
+            alpn: Some("h2".into()),
+            tls_version: Some("TLSv1_3".into()),
+        });
+        let csv = render(&results);
+        assert_eq!(column(&csv, "http_version")[..2], ["2".to_string(), String::new()]);
+        assert_eq!(column(&csv, "tls_version")[0], "TLSv1_3");
     }
 }

@@ -224,11 +224,14 @@ pub fn sweep(runs: &[Results], path: &Path) -> anyhow::Result<()> {
         || workloads.iter().all(|w| w.network.loss.to_server.is_none());
     let xs: Vec<f64> = workloads
         .iter()
-        .map(|w| match kind {
+        .enumerate()
+        .map(|(i, w)| match kind {
             Sweep::PollInterval => w.poll_interval_seconds.as_secs_f64() * 1e3,
             Sweep::Rtt => w.network.rtt.as_secs_f64() * 1e3,
             Sweep::Loss if to_clients => w.network.loss.to_clients.rate * 100.0,
             Sweep::Loss => w.network.loss.to_server.rate * 100.0,
+            // Protocols are not a scale: one place each, named below.
+            Sweep::Http => i as f64 + 1.0,
         })
         .collect();
     let x_desc = match kind {
@@ -236,9 +239,19 @@ pub fn sweep(runs: &[Results], path: &Path) -> anyhow::Result<()> {
         Sweep::Rtt => "round-trip time (ms)",
         Sweep::Loss if to_clients => "packet loss, server → clients (%)",
         Sweep::Loss => "packet loss, clients → server (%)",
+        Sweep::Http => "protocol (http: cleartext, https: TLS)",
     };
+    let names: Vec<String> = workloads.iter().map(|w| w.condition.clone().unwrap_or_default()).collect();
     // Loss rates are small: 0.5 % must not print as 0 or 1.
     let x_label = |x: &f64| match kind {
+        Sweep::Http => {
+            let place = x.round();
+            let at = place as usize;
+            match (place - x).abs() < 1e-6 && at >= 1 {
+                true => names.get(at - 1).cloned().unwrap_or_default(),
+                false => String::new(),
+            }
+        }
         Sweep::Loss => format!("{x:.1}"),
         _ => format!("{x:.0}"),
     };

@@ -341,6 +341,74 @@ fn rows_styled(results: &Results, compact: bool) -> Vec<Row> {
         };
         rows.insert(at, row);
     }
+    // TLS and HTTP/2, when the run used either, before the CPU rows: what carried the
+    // connections and what it cost (a cleartext HTTP/1.1 run's table is as it always was).
+    let tls = results.transports.iter().any(|t| t.tls.is_some());
+    let http2 =
+        results.transports.iter().any(|t| t.protocol.as_ref().is_some_and(|p| p.http_version != "1.1"));
+    if tls || http2 {
+        let at = rows.iter().position(|r| r.aspect.starts_with("Server CPU")).unwrap_or(rows.len());
+        let mut extra = vec![Row {
+            aspect: label("Protocol (HTTP version, TLS)", "Protocol"),
+            seed: String::new(),
+            cells: each(&|t| match &t.protocol {
+                Some(p) => {
+                    let tls =
+                        p.tls_version.as_deref().map(|v| v.replace("TLSv1_", " TLS 1.")).unwrap_or_default();
+                    format!("HTTP/{}{tls}", p.http_version)
+                }
+                None => "not saved".into(),
+            }),
+            verdict: "as negotiated: over TLS by ALPN, in cleartext by prior knowledge".into(),
+        }];
+        if results.transports.iter().any(|t| t.idle.bytes_per_empty_poll.is_some()) {
+            extra.push(Row {
+                aspect: label("Empty poll (socket bytes; HTTP bytes)", "Empty poll (sock; HTTP)"),
+                seed: String::new(),
+                cells: each(&|t| match (t.idle.bytes_per_empty_poll, t.idle.http_bytes_per_empty_poll) {
+                    (Some(socket), Some(http)) => format!("{}; {}", bytes(socket), bytes(http)),
+                    _ => "-".into(),
+                }),
+                verdict: "per idle poll, request and answer (and any reconnect's handshake)".into(),
+            });
+        }
+        if tls {
+            extra.push(Row {
+                aspect: label("HTTP-layer bytes per message (idle per day)", "HTTP B/msg (idle/day)"),
+                seed: String::new(),
+                cells: each(&|t| match (
+                    t.traffic.http_bytes_per_message,
+                    t.idle.http_bytes_per_client_per_day,
+                ) {
+                    (Some(message), Some(day)) => format!("{} ({})", bytes(message), bytes(day)),
+                    _ => "n/a".into(),
+                }),
+                verdict: "above TLS; the socket bytes are in the Efficiency and Idle rows".into(),
+            });
+            extra.push(Row {
+                aspect: label("TLS handshakes (resumed)", "TLS handshakes (resumed)"),
+                seed: String::new(),
+                cells: each(&|t| {
+                    t.tls
+                        .as_ref()
+                        .map_or("n/a".into(), |s| format!("{} ({})", s.handshakes, s.resumed_handshakes))
+                }),
+                verdict: "over the whole run: the ramp and every reconnect".into(),
+            });
+            extra.push(Row {
+                aspect: label("TLS handshake (bytes both ways; p50 time)", "TLS handshake (B; p50)"),
+                seed: String::new(),
+                cells: each(&|t| {
+                    t.tls.as_ref().map_or("n/a".into(), |s| {
+                        let both = s.handshake_bytes_sent + s.handshake_bytes_received;
+                        format!("{}, {}", bytes(both), ms(s.handshake_p50_ms))
+                    })
+                }),
+                verdict: "mean per handshake, full and resumed ones together".into(),
+            });
+        }
+        rows.splice(at..at, extra);
+    }
     rows
 }
 
@@ -544,6 +612,7 @@ pub fn sweep_title(runs: &[Results]) -> &'static str {
     match sweep {
         Some(Sweep::PollInterval) => "across poll intervals",
         Some(Sweep::Loss) => "across packet loss rates",
+        Some(Sweep::Http) => "across protocols (http: cleartext, https: TLS)",
         _ => "across network conditions",
     }
 }
@@ -553,6 +622,10 @@ pub fn sweep_title(runs: &[Results]) -> &'static str {
 /// polling in units of one network transit (RFC 6202 §2.2: about one on average, up to
 /// three at worst).
 pub fn conditions(runs: &[Results]) -> String {
+    let protocols = runs
+        .first()
+        .and_then(|r| r.setup.typed_workload().ok())
+        .is_some_and(|w| w.sweep == Some(Sweep::Http));
     let mut headers = vec!["transport".to_string()];
     headers.extend(runs.iter().map(condition_name));
     let mut lines = vec![headers];
@@ -579,6 +652,36 @@ pub fn conditions(runs: &[Results]) -> String {
             };
             lines.push(cells("IP bytes/message", &ip));
             lines.push(cells("retransmitted / dropped", &lost));
+        }
+        // Across protocols: what HPACK and TLS change, each row from its own run.
+        if protocols {
+            lines.push(cells("HTTP-layer bytes/message", &|t| {
+                t.traffic.http_bytes_per_message.map_or("-".into(), bytes)
+            }));
+            if matches!(transport, Transport::ShortPoll | Transport::LongPoll) {
+                let empty = |t: &TransportResult| match (
+                    t.idle.bytes_per_empty_poll,
+                    t.idle.http_bytes_per_empty_poll,
+                ) {
+                    (Some(socket), Some(http)) => format!("{}; {}", bytes(socket), bytes(http)),
+                    _ => "-".into(),
+                };
+                lines.push(cells("empty poll (socket; HTTP)", &empty));
+            }
+            lines.push(cells("TLS handshake bytes, p50", &|t| match &t.tls {
+                Some(tls) => format!(
+                    "{}, {}",
+                    bytes(tls.handshake_bytes_sent + tls.handshake_bytes_received),
+                    ms(tls.handshake_p50_ms)
+                ),
+                None => "-".into(),
+            }));
+            lines.push(cells("server CPU/delivery", &|t| {
+                t.server.as_ref().map_or("-".into(), |s| format!("{:.1} µs", s.cpu_us_per_message))
+            }));
+            lines.push(cells("server memory/client", &|t| {
+                t.server.as_ref().map_or("-".into(), |s| bytes(s.memory_per_client_bytes))
+            }));
         }
     }
     if transports.contains(&Transport::LongPoll) {

@@ -21,6 +21,7 @@ pub mod ws;
 
 use std::sync::Arc;
 
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
 pub use poll::poll_body;
@@ -36,10 +37,11 @@ pub(crate) enum TakenOver {
 }
 
 impl TakenOver {
-    /// Serves the connection until the client leaves or the server shuts down.
-    pub(crate) async fn serve(self, tcp: TcpStream) {
+    /// Serves the connection (the socket, or TLS over it) until the client leaves or the
+    /// server shuts down.
+    pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(self, io: S) {
         match self {
-            TakenOver::Sse(direct) => direct.serve(tcp).await,
+            TakenOver::Sse(direct) => direct.serve(io).await,
         }
     }
 }
@@ -48,4 +50,16 @@ impl TakenOver {
 /// transport takes the connection, `None` to leave it to hyper from its first byte.
 pub(crate) async fn take_over(tcp: &TcpStream, app: &Arc<AppState>) -> Option<TakenOver> {
     sse::take_over(tcp, app).await.map(TakenOver::Sse)
+}
+
+/// The same door for a connection whose first bytes had to be read to be seen (TLS):
+/// `Some` when a transport takes the request in `first`, already consumed.
+pub(crate) fn offer(first: &[u8], app: &Arc<AppState>) -> Option<TakenOver> {
+    sse::offer(first, app).map(TakenOver::Sse)
+}
+
+/// Reads what a fresh connection sent first (one read: a request head fits in one TLS
+/// record), at most as much as the direct door looks at.
+pub(crate) async fn read_first_request<S: AsyncRead + Unpin>(io: &mut S) -> std::io::Result<Vec<u8>> {
+    sse::read_first_request(io).await
 }

@@ -70,6 +70,7 @@ const CLOSE_HANDSHAKE: Duration = Duration::from_millis(300);
 /// `GET /ws?since=ID&token=T`.
 pub async fn ws(
     State(app): State<Arc<AppState>>,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     params: Params,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -80,7 +81,7 @@ pub async fn ws(
     let admitted = app.admission.admit(metrics).map_err(IntoResponse::into_response)?;
     // WebSocket ignores CORS: a page of any origin can open one. Without a token, only
     // same-origin pages (and non-browser clients) may publish on it.
-    let same_site = app.config.publish_token.is_some() || !is_cross_site(&headers);
+    let same_site = app.config.publish_token.is_some() || !is_cross_site(&headers, &uri);
     let may_publish = same_site
         && authorized(&app.config, &[&[params.token.as_deref()][..], &bearer_tokens(&headers)].concat());
     // Following from now, so nothing appended during the handshake is missed.

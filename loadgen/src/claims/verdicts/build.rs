@@ -49,12 +49,19 @@ pub(crate) fn transport(transport: Transport) -> TransportResult {
             bytes_per_message: 0.0,
             message_bytes: 0.0,
             payload_efficiency: 0.0,
+            http_bytes_received: None,
+            http_bytes_sent: None,
+            http_bytes_per_message: None,
         },
         idle: Idle {
             seconds: 0.0,
             requests_per_client_per_second: 0.0,
             bytes_per_client_per_second: 0.0,
             bytes_per_client_per_day: 0.0,
+            http_bytes_per_client_per_second: None,
+            http_bytes_per_client_per_day: None,
+            bytes_per_empty_poll: None,
+            http_bytes_per_empty_poll: None,
         },
         server: None,
         loadgen: LoadgenCost {
@@ -72,6 +79,8 @@ pub(crate) fn transport(transport: Transport) -> TransportResult {
         },
         wire: None,
         reference_client: None,
+        protocol: None,
+        tls: None,
     }
 }
 

@@ -7,7 +7,7 @@ use std::io::{self, IoSlice};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::{SseSession, STREAM_HEADERS};
@@ -21,7 +21,7 @@ const PEEK_LIMIT: usize = 4096;
 /// A subscriber whose connection the SSE transport writes itself.
 pub(crate) struct Direct {
     session: SseSession,
-    /// The request head, peeked but not yet consumed.
+    /// The request head, peeked but not yet consumed (empty when it was read).
     head: Vec<u8>,
     /// The request carried `Origin`: answer with `access-control-allow-origin: *`, as the
     /// router's CORS middleware does.
@@ -37,16 +37,39 @@ pub(crate) async fn take_over(tcp: &TcpStream, app: &Arc<AppState>) -> Option<Di
     tcp.readable().await.ok()?;
     let mut head = vec![0; PEEK_LIMIT];
     let peeked = tcp.peek(&mut head).await.ok()?;
-    let request = DirectRequest::parse(&head[..peeked])?;
+    let (direct, head_len) = open(&head[..peeked], app)?;
+    head.truncate(head_len);
+    Some(Direct { head, ..direct })
+}
+
+/// The door for bytes already read (the first request inside TLS): nothing is left
+/// to consume.
+pub(crate) fn offer(first: &[u8], app: &Arc<AppState>) -> Option<Direct> {
+    open(first, app).map(|(direct, _)| direct)
+}
+
+/// One read of what a fresh connection sent first, at most [`PEEK_LIMIT`] bytes.
+pub(crate) async fn read_first_request<S: AsyncRead + Unpin>(io: &mut S) -> io::Result<Vec<u8>> {
+    let mut first = vec![0; PEEK_LIMIT];
+    let n = io.read(&mut first).await?;
+    if n == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    first.truncate(n);
+    Ok(first)
+}
+
+/// A session for the `GET /sse` request at the start of `bytes`, and that request's
+/// length; `None` for anything the router should answer.
+fn open(bytes: &[u8], app: &Arc<AppState>) -> Option<(Direct, usize)> {
+    let request = DirectRequest::parse(bytes)?;
     // A host the router would refuse is left to it, so the refusal is the same.
     if app.loopback && !request.host.is_some_and(crate::edge::is_loopback_host) {
         return None;
     }
     let params = Params::from_query(request.query).ok()?;
     let session = SseSession::open(app.clone(), request.last_event_id, params).ok()?;
-    let cross_origin = request.cross_origin;
-    head.truncate(request.head_len);
-    Some(Direct { session, head, cross_origin })
+    Some((Direct { session, head: Vec::new(), cross_origin: request.cross_origin }, request.head_len))
 }
 
 /// What [`take_over`] needs from a request head.
@@ -102,9 +125,9 @@ impl<'a> DirectRequest<'a> {
 impl Direct {
     /// Consumes the request, writes the response head with the first chunk, then one
     /// chunk per batch until the client leaves or the server shuts down.
-    pub(crate) async fn serve(self, mut tcp: TcpStream) {
+    pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(self, mut io: S) {
         let Direct { mut session, mut head, cross_origin } = self;
-        if tcp.read_exact(&mut head).await.is_err() {
+        if io.read_exact(&mut head).await.is_err() {
             return;
         }
         drop(head);
@@ -118,7 +141,7 @@ impl Direct {
             // A client that stopped reading (or vanished without a FIN) fills its socket
             // buffer and the write waits; a write that makes no progress for
             // --write-timeout drops it, counted as the router's door counts it.
-            match write_chunk(&mut tcp, &head, chunk, write_timeout).await {
+            match write_chunk(&mut io, &head, chunk, write_timeout).await {
                 Err(error) if error.kind() == io::ErrorKind::TimedOut => {
                     session.app.metrics.write_timeouts.inc();
                     session.app.metrics.transport(Transport::Sse).slow_closed.inc();
@@ -128,9 +151,17 @@ impl Direct {
                 Ok(()) if next.is_none() => return,
                 Ok(()) => {}
             }
-            next = tokio::select! {
-                chunk = session.next_chunk() => chunk,
-                () = peer_gone(&tcp) => return,
+            // A subscriber sends nothing after its request: whatever it does send is read
+            // and dropped, and its end of the stream ends the session.
+            let mut scrap = [0; 64];
+            next = loop {
+                tokio::select! {
+                    chunk = session.next_chunk() => break chunk,
+                    read = io.read(&mut scrap) => match read {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    },
+                }
             };
         }
     }
@@ -151,7 +182,12 @@ fn response_head(cross_origin: bool) -> Vec<u8> {
 /// Writes `before` (the response head, once), then `chunk` in chunked encoding, in one
 /// `writev` when the socket takes it all; a `writev` that makes no progress for
 /// `timeout` fails with `TimedOut`.
-async fn write_chunk(tcp: &mut TcpStream, before: &[u8], chunk: &[u8], timeout: Duration) -> io::Result<()> {
+async fn write_chunk<S: AsyncWrite + Unpin>(
+    io: &mut S,
+    before: &[u8],
+    chunk: &[u8],
+    timeout: Duration,
+) -> io::Result<()> {
     let size_line = format!("{:X}\r\n", chunk.len());
     let mut parts = [
         IoSlice::new(before),
@@ -161,7 +197,7 @@ async fn write_chunk(tcp: &mut TcpStream, before: &[u8], chunk: &[u8], timeout: 
     ];
     let mut parts = &mut parts[..];
     while !parts.is_empty() {
-        let written = tokio::time::timeout(timeout, tcp.write_vectored(parts))
+        let written = tokio::time::timeout(timeout, io.write_vectored(parts))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading"))??;
         if written == 0 {
@@ -169,24 +205,10 @@ async fn write_chunk(tcp: &mut TcpStream, before: &[u8], chunk: &[u8], timeout: 
         }
         IoSlice::advance_slices(&mut parts, written);
     }
-    Ok(())
-}
-
-/// Resolves when the client closes its end. A subscriber sends nothing after its
-/// request, so whatever it does send is read and dropped.
-async fn peer_gone(tcp: &TcpStream) {
-    let mut scrap = [0; 64];
-    loop {
-        if tcp.readable().await.is_err() {
-            return;
-        }
-        match tcp.try_read(&mut scrap) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => return,
-        }
-    }
+    // A socket has nothing to flush; TLS may still hold the end of a record.
+    tokio::time::timeout(timeout, io.flush())
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "the client stopped reading"))?
 }
 
 #[cfg(test)]

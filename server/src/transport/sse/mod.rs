@@ -22,7 +22,7 @@
 
 mod direct;
 
-pub(crate) use direct::{take_over, Direct};
+pub(crate) use direct::{offer, read_first_request, take_over, Direct};
 
 use std::convert::Infallible;
 use std::sync::Arc;
