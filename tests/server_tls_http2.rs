@@ -359,3 +359,54 @@ async fn a_same_origin_page_may_publish_over_http2_and_another_origin_may_not() 
         assert_eq!(response.status().as_u16(), expected, "Origin {origin}");
     }
 }
+
+#[tokio::test]
+async fn a_stream_starved_of_flow_control_window_is_closed_after_the_write_timeout() {
+    // Over HTTP/2 a client can stop one stream by granting it no window while its
+    // connection stays healthy: the socket never blocks, so before the fix the write
+    // deadline never fired and the subscriber held its place (and h2 its buffer) forever.
+    let config = Config { write_timeout: Duration::from_millis(500), ..Config::default() };
+    let server = TestServer::with_config(config).await;
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let (mut send, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        // Room for the stream's first bytes only; the body is never read, so never more.
+        .initial_stream_window_size(64)
+        .handshake::<_, Full<Bytes>>(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    let request = hyper::Request::get("https://localhost/sse?since=0").body(Full::default()).unwrap();
+    let response = send.send_request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let mut other = http2(TcpStream::connect(server.addr).await.unwrap()).await;
+    let big = serde_json::json!({ "data": "x".repeat(4000) }).to_string();
+    for _ in 0..3 {
+        let request = hyper::Request::post("https://localhost/publish")
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(big.clone())))
+            .unwrap();
+        assert_eq!(other.send_request(request).await.unwrap().status(), 201);
+    }
+    let closed = tokio::time::timeout(Duration::from_secs(5), driver).await;
+    assert!(closed.is_ok(), "the starved stream's connection is still open");
+    let request = hyper::Request::get("https://localhost/metrics").body(Full::default()).unwrap();
+    let body = other.send_request(request).await.unwrap().into_body().collect().await.unwrap().to_bytes();
+    let metrics = String::from_utf8(body.to_vec()).unwrap();
+    assert!(metrics.contains("pushlab_write_timeouts_total 1"), "{metrics}");
+    assert!(metrics.contains(r#"pushlab_slow_subscribers_closed_total{transport="sse"} 1"#), "{metrics}");
+    drop(response);
+}
+
+#[tokio::test]
+async fn a_websocket_over_http2_outlives_the_idle_timeout() {
+    // The extended CONNECT's response has no body: before the fix the connection saw no
+    // open stream once it was sent and closed the WebSocket as idle.
+    let config = Config { request_timeout: Duration::from_millis(300), ..Config::default() };
+    let server = TestServer::with_config(config).await;
+    let mut send = http2(TcpStream::connect(server.addr).await.unwrap()).await;
+    let mut ws = ws_over_http2(&mut send, "since=0").await;
+    // Idle for ten timeouts: more than the idle check, the GOAWAY and the grace after it.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    publish(&mut http2(TcpStream::connect(server.addr).await.unwrap()).await, 1).await;
+    assert_eq!(ws_ids(&mut ws, 1).await, [1], "the WebSocket still delivers after ten idle timeouts");
+}

@@ -27,7 +27,9 @@
 //!   or the in-process relay (delay and bandwidth, no root).
 //! - `sys`: the only `unsafe` code, three calls into the kernel no safe wrapper offers.
 //! - [`gate`] and [`bench`]: `pushlab bench`, the regression gate for CI.
-//! - [`trace`]: `pushlab trace`, every byte of one client's exchange, annotated.
+//! - [`trace`]: `pushlab trace`, every byte of one client's exchange, annotated; with
+//!   `--http 2` every HTTP/2 frame and HPACK field (`trace/http2.rs`), with `--tls` every
+//!   TLS record, decrypted from the trace client's own key log (`trace/tls.rs`).
 //! - [`claims`]: `pushlab claims`, every claim of the seed documents checked against
 //!   runs, written as `docs/claims.md`.
 //! - [`abuse`]: `pushlab abuse`, the normal workload measured clean and again under

@@ -3,7 +3,9 @@
 //! reads it to close a connection whose first request never completes, and to count a
 //! stalled write against the subscriber it starved.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use pushlab_protocol::Transport;
 
@@ -16,8 +18,81 @@ pub struct SocketUse {
     subscriber: AtomicU8,
     /// Request heads so far.
     requests: AtomicU64,
-    /// HTTP/2 streams whose response has not ended (HTTP/1.1 does not count them).
-    open_streams: AtomicUsize,
+    /// HTTP/2 streams whose response has not ended (HTTP/1.1 does not list them).
+    streams: Mutex<Vec<Arc<StreamProgress>>>,
+}
+
+/// How far hyper has taken one HTTP/2 stream's response body.
+///
+/// Over HTTP/2 a client can stop a single stream by never granting it flow-control
+/// window, while its connection stays healthy: the socket never blocks, so the write
+/// deadline never fires. hyper then holds the chunk it took and stops asking the body for
+/// more. That is the signal: a body that handed hyper a frame and has not been asked for
+/// the next one for `--write-timeout` is stalled. (A stream waiting for the next message
+/// was asked, and is not.)
+#[derive(Debug, Default)]
+pub(crate) struct StreamProgress {
+    /// When hyper last took a frame and has not asked for the next since, in
+    /// milliseconds from [`CLOCK`] plus one; 0 while nothing is pending.
+    handed_at: AtomicU64,
+}
+
+/// One HTTP/2 stream open on a connection, listed in its [`SocketUse`] until dropped: a
+/// response body while hyper sends it, or a WebSocket session on an extended CONNECT
+/// stream (whose response has no body: the session is the stream).
+pub struct OpenStream {
+    socket_use: Arc<SocketUse>,
+    progress: Arc<StreamProgress>,
+}
+
+impl OpenStream {
+    /// Lists a stream on `socket_use`.
+    pub fn new(socket_use: Arc<SocketUse>) -> OpenStream {
+        let progress = socket_use.stream_opened();
+        OpenStream { socket_use, progress }
+    }
+
+    /// hyper took a frame of the body.
+    pub(crate) fn handed(&self) {
+        self.progress.handed();
+    }
+
+    /// hyper asked for the next frame.
+    pub(crate) fn asked(&self) {
+        self.progress.asked();
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        self.socket_use.stream_closed(&self.progress);
+    }
+}
+
+/// The time base of [`StreamProgress`].
+static CLOCK: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn now_ms() -> u64 {
+    CLOCK.elapsed().as_millis() as u64 + 1
+}
+
+impl StreamProgress {
+    /// hyper took a frame of the body: it asks again as soon as it has sent it.
+    pub(crate) fn handed(&self) {
+        self.handed_at.store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// hyper asked for the next frame (and is waiting for it, or the body ended).
+    pub(crate) fn asked(&self) {
+        self.handed_at.store(0, Ordering::Relaxed);
+    }
+
+    fn stalled_for(&self, limit: Duration) -> bool {
+        match self.handed_at.load(Ordering::Relaxed) {
+            0 => false,
+            at => now_ms().saturating_sub(at) > limit.as_millis() as u64,
+        }
+    }
 }
 
 impl SocketUse {
@@ -32,19 +107,30 @@ impl SocketUse {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// An HTTP/2 stream opened.
-    pub(crate) fn stream_opened(&self) {
-        self.open_streams.fetch_add(1, Ordering::Relaxed);
+    /// An HTTP/2 stream opened; its progress is watched until [`SocketUse::stream_closed`].
+    pub(crate) fn stream_opened(&self) -> Arc<StreamProgress> {
+        let progress = Arc::new(StreamProgress::default());
+        self.streams().push(progress.clone());
+        progress
     }
 
     /// An HTTP/2 stream's response ended.
-    pub(crate) fn stream_closed(&self) {
-        self.open_streams.fetch_sub(1, Ordering::Relaxed);
+    pub(crate) fn stream_closed(&self, progress: &Arc<StreamProgress>) {
+        self.streams().retain(|open| !Arc::ptr_eq(open, progress));
     }
 
     /// HTTP/2 streams whose response has not ended.
     pub(crate) fn open_streams(&self) -> usize {
-        self.open_streams.load(Ordering::Relaxed)
+        self.streams().len()
+    }
+
+    /// Whether some open HTTP/2 stream has been stalled for longer than `limit`.
+    pub(crate) fn a_stream_stalled_for(&self, limit: Duration) -> bool {
+        self.streams().iter().any(|stream| stream.stalled_for(limit))
+    }
+
+    fn streams(&self) -> std::sync::MutexGuard<'_, Vec<Arc<StreamProgress>>> {
+        self.streams.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Whether a request head ever arrived.

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt;
@@ -36,6 +36,7 @@ use crate::admission::Admitted;
 use crate::error::ApiError;
 use crate::params::Params;
 use crate::publish::{authorized, bearer_tokens, is_cross_site, validate_fields};
+use crate::socket::{OpenStream, SocketUse};
 use crate::state::AppState;
 use pushlab_protocol::ws::{ClientFrame, Reply};
 use pushlab_protocol::Notice;
@@ -70,6 +71,7 @@ const CLOSE_HANDSHAKE: Duration = Duration::from_millis(300);
 /// `GET /ws?since=ID&token=T`.
 pub async fn ws(
     State(app): State<Arc<AppState>>,
+    socket_use: Option<Extension<Arc<SocketUse>>>,
     uri: axum::http::Uri,
     headers: HeaderMap,
     params: Params,
@@ -101,7 +103,10 @@ pub async fn ws(
         .max_message_size(max_frame)
         .max_frame_size(max_frame)
         .on_upgrade(move |socket| {
-            let session = WsSession { app, follower, may_publish, _admitted: admitted };
+            // The connection counts the session as an open stream (over HTTP/2 the
+            // CONNECT stream outlives its response), so it never idles out under it.
+            let stream = socket_use.map(|Extension(socket_use)| OpenStream::new(socket_use));
+            let session = WsSession { app, follower, may_publish, _admitted: admitted, _stream: stream };
             // Tracked, so shutdown can wait for every session to send its close frame.
             tasks.track_future(session.run(socket))
         }))
@@ -112,6 +117,7 @@ struct WsSession {
     follower: Follower,
     may_publish: bool,
     _admitted: Admitted,
+    _stream: Option<OpenStream>,
 }
 
 /// Why a session ends.
