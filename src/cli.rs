@@ -623,22 +623,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         _ if args.tls => {
             let identity = pushlab_server::tls::Identity::generate().map_err(anyhow::Error::msg)?;
-            // Written where a client can be pointed at it; it is public, the key stays
-            // in memory.
-            let path = std::env::temp_dir().join(format!("pushlab-serve-{}-cert.pem", std::process::id()));
-            std::fs::write(&path, &identity.cert_pem)
-                .with_context(|| format!("writing the certificate to {}", path.display()))?;
-            (Some(identity), Some(path))
+            (Some(identity), None::<CertFile>)
         }
         _ => (None, None),
     };
+    let generate = tls.is_some() && args.cert.is_none();
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let tls_pem = tls.as_ref().map(|identity| identity.cert_pem.clone());
     let config = pushlab_server::Config { tls, ..config };
     config.validate(fd_limit).map_err(anyhow::Error::msg)?;
     let listener = listen(&args.addr).await.with_context(|| {
         format!("cannot listen on {} (expected HOST:PORT, e.g. 127.0.0.1:3000)", args.addr)
     })?;
     let addr = listener.local_addr()?;
+    // Written once the port is ours, where a client can be pointed at it (it is public;
+    // the key stays in memory), and removed however the server ends.
+    let generated_cert = match (&tls_pem, generate) {
+        (Some(pem), true) => Some(CertFile::write(pem)?),
+        _ => generated_cert,
+    };
     if !addr.ip().is_loopback() && config.publish_token.is_none() && !args.open_publish {
         eprintln!(
             "warning: listening on {addr}, beyond this machine, without --publish-token: \
@@ -650,17 +653,49 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // ignored rather than panicking as `println!` would.
     let stop = shutdown_signal()?;
     let certificate = match &generated_cert {
-        Some(path) => format!(", self-signed certificate {}", path.display()),
+        Some(file) => format!(", self-signed certificate {}", file.path.display()),
         None => String::new(),
     };
     say(&format!("pushlab serve: listening on {scheme}://{addr} (open files limit {fd_limit}{certificate})"));
-    let served = pushlab_server::run(listener, config, stop).await;
-    if let Some(path) = generated_cert {
-        let _ = std::fs::remove_file(path);
-    }
-    served?;
+    pushlab_server::run(listener, config, stop).await?;
+    drop(generated_cert);
     say("pushlab serve: stopped");
     Ok(())
+}
+
+/// The self-signed certificate of `serve --tls`, in a folder only this user can enter
+/// (so no other user can plant a file or a link where it is written), removed on drop.
+struct CertFile {
+    path: std::path::PathBuf,
+}
+
+impl CertFile {
+    fn write(pem: &str) -> anyhow::Result<CertFile> {
+        use std::io::Write;
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = std::env::temp_dir().join(format!("pushlab-serve-{}", std::process::id()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .with_context(|| format!("making {} for the certificate", dir.display()))?;
+        let path = dir.join("cert.pem");
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .with_context(|| format!("writing the certificate to {}", path.display()))?;
+        file.write_all(pem.as_bytes())?;
+        Ok(CertFile { path })
+    }
+}
+
+impl Drop for CertFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
 }
 
 /// Binds `addr` (a name is resolved) with a listen backlog of 4096 connections, capped

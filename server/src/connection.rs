@@ -245,7 +245,9 @@ async fn serve_http(
             // A client that stopped answering (a dead peer behind a NAT) is found by PING
             // and closed, as a stalled HTTP/1.1 write is by the write deadline.
             .keep_alive_interval(Some(request_timeout))
-            .keep_alive_timeout(request_timeout)
+            // A PING waits behind whatever the socket still holds: give the answer as
+            // long as a write may take, so a slow reader is the write deadline's to judge.
+            .keep_alive_timeout(request_timeout.max(app.config.write_timeout))
             // What h2 buffers per stream beyond the peer's window: one stream batch
             // (64 KiB), not its default 400 KB, times up to 256 streams.
             .max_send_buf_size(HTTP2_STREAM_BUFFER)
@@ -311,10 +313,11 @@ async fn drive(
     // would have nearly two timeouts for its first head.
     let mut first_head = Some(first_head);
     // HTTP/2 has no header timeout between requests: the connection is closed after a
-    // whole --request-timeout with no stream open and none started.
-    let mut idle_check =
-        kind.http2.then(|| tokio::time::interval_at(Instant::now() + request_timeout, request_timeout));
-    let mut requests_seen = 0;
+    // whole --request-timeout with no stream open, counted from the last stream's start
+    // or end
+    // (checked a few times per timeout, so it closes within 1.25 of them).
+    let every = (request_timeout / 4).max(Duration::from_millis(10));
+    let mut idle_check = kind.http2.then(|| tokio::time::interval_at(Instant::now() + every, every));
     // A stream the client stopped by withholding flow-control window (StreamProgress).
     let write_timeout = app.config.write_timeout;
     let mut stall_check = kind.http2.then(|| {
@@ -342,11 +345,9 @@ async fn drive(
                 }
             }
             _ = async { idle_check.as_mut()?.tick().await; Some(()) }, if idle_check.is_some() => {
-                let requests = socket_use.requests();
-                if requests == requests_seen && socket_use.open_streams() == 0 {
+                if socket_use.open_streams() == 0 && socket_use.idle_for() >= request_timeout {
                     break;
                 }
-                requests_seen = requests;
             }
         }
     }
@@ -653,12 +654,18 @@ impl AsyncWrite for Guarded {
         self.io.is_write_vectored()
     }
 
+    // Under the deadline too: a socket has nothing to flush, but TLS takes a write into
+    // its own buffer at once and waits for the socket only here (and when closing).
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.io).poll_flush(cx);
+        this.deadline.after(cx, polled)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.io).poll_shutdown(cx);
+        this.deadline.after(cx, polled)
     }
 }
 

@@ -16,8 +16,9 @@ pub struct SocketUse {
     first_request: AtomicBool,
     /// The streaming subscriber this connection serves (0: none), as `Transport as u8 + 1`.
     subscriber: AtomicU8,
-    /// Request heads so far.
-    requests: AtomicU64,
+    /// When a request last started or an HTTP/2 stream last ended, in [`CLOCK`]
+    /// milliseconds plus one (0: never): the start of an idle spell.
+    last_active: AtomicU64,
     /// HTTP/2 streams whose response has not ended (HTTP/1.1 does not list them).
     streams: Mutex<Vec<Arc<StreamProgress>>>,
 }
@@ -99,12 +100,13 @@ impl SocketUse {
     /// A request head arrived.
     pub(crate) fn request_started(&self) {
         self.first_request.store(true, Ordering::Relaxed);
-        self.requests.fetch_add(1, Ordering::Relaxed);
+        self.last_active.store(now_ms(), Ordering::Relaxed);
     }
 
-    /// Request heads so far.
-    pub(crate) fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+    /// How long since a request started or a stream ended (since the epoch of [`CLOCK`]
+    /// if neither happened: a connection that never asked is the first-head check's).
+    pub(crate) fn idle_for(&self) -> Duration {
+        Duration::from_millis(now_ms().saturating_sub(self.last_active.load(Ordering::Relaxed)))
     }
 
     /// An HTTP/2 stream opened; its progress is watched until [`SocketUse::stream_closed`].
@@ -117,6 +119,7 @@ impl SocketUse {
     /// An HTTP/2 stream's response ended.
     pub(crate) fn stream_closed(&self, progress: &Arc<StreamProgress>) {
         self.streams().retain(|open| !Arc::ptr_eq(open, progress));
+        self.last_active.store(now_ms(), Ordering::Relaxed);
     }
 
     /// HTTP/2 streams whose response has not ended.

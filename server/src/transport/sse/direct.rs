@@ -148,7 +148,12 @@ impl Direct {
                     return;
                 }
                 Err(_) => return,
-                Ok(()) if next.is_none() => return,
+                Ok(()) if next.is_none() => {
+                    // Closed as TLS wants it (close_notify; a FIN on a bare socket), so a
+                    // client can tell the end from a cut; briefly, as shutdown is bounded.
+                    let _ = tokio::time::timeout(Duration::from_millis(200), io.shutdown()).await;
+                    return;
+                }
                 Ok(()) => {}
             }
             // A subscriber sends nothing after its request: whatever it does send is read
